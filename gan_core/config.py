@@ -1,0 +1,376 @@
+"""One typed config tree for a GAN training run, loaded from and saved to YAML.
+
+Every key has a type; unknown keys and wrong types are refused with the key's path, so a
+misspelt or silently ignored hyperparameter is impossible (the bug of Ray Tune's DCGAN example,
+whose optimisers read ``config.get("lr")`` while the space sampled ``netG_lr``).
+
+Example::
+
+    cfg = load_preset("mnist-dcgan")
+    cfg = apply_overrides(cfg, ["optim.d.lr=1e-4", "model.dropout=0.3"])
+    save_config(cfg, "run/config.yaml")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gan_core.errors import ConfigError
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+def _choices(*names: str) -> dict[str, tuple[str, ...]]:
+    return {"choices": names}
+
+
+@dataclass
+class DataConfig:
+    """Which images to learn. ``name``: mnist, fashion, color-mnist, or csv:PATH."""
+
+    name: str = "mnist"
+    data_dir: str | None = None  # None: --data-dir, $GANSEARCH_DATA, then the embedded MNIST
+    background: str | None = None  # color-mnist: an image file; None: generated colour fields
+    change_colors: bool = False  # color-mnist: seed 000's random colour shift of the background
+    image_size: int = 64  # color-mnist only: side of the square RGB image
+
+
+@dataclass
+class ModelConfig:
+    """Architecture by name plus the knobs every architecture understands.
+
+    ``width`` multiplies the seed's channel or unit counts; ``g_depth``/``d_depth`` count hidden
+    layers (mlp) or convolution blocks (dcgan-*, cgan); ``bn_momentum`` is Keras' convention
+    (0.9 keeps 90 % of the running mean), as in the seeds.
+    """
+
+    arch: str = "dcgan-upsample"
+    latent_dim: int = 100
+    latent_dist: str = field(default="uniform", metadata=_choices("uniform", "normal"))
+    width: float = 1.0
+    g_depth: int = 3
+    d_depth: int = 4
+    dropout: float = 0.4  # discriminator dropout
+    g_dropout: float = 0.4  # generator dropout (seed 002 drops after the first dense layer)
+    bn_momentum: float = 0.9
+    g_activation: str = field(default="leaky_relu", metadata=_choices("relu", "leaky_relu"))
+    d_activation: str = field(default="leaky_relu", metadata=_choices("relu", "leaky_relu"))
+    leaky_slope: float = 0.3  # Keras' LeakyReLU() default, as seed 002 uses it
+    output: str = field(
+        default="sigmoid", metadata=_choices("sigmoid", "tanh", "stretched-sigmoid")
+    )
+
+
+@dataclass
+class LossConfig:
+    """Adversarial loss by name: bce (non-saturating), minimax, lsgan, hinge, wgan-gp."""
+
+    name: str = "bce"
+    gp_weight: float = 10.0  # wgan-gp only
+
+
+@dataclass
+class OptimSide:
+    """One side's optimiser. ``clip_value`` clips each gradient element (Keras ``clipvalue``);
+    ``decay`` is Keras' time decay, lr / (1 + decay * updates)."""
+
+    name: str = field(default="adam", metadata=_choices("adam", "rmsprop", "sgd"))
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    momentum: float = 0.0
+    alpha: float = 0.9  # rmsprop smoothing (Keras' rho)
+    clip_value: float | None = None
+    decay: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    d: OptimSide = field(default_factory=OptimSide)
+    g: OptimSide = field(default_factory=OptimSide)
+
+
+@dataclass
+class BalanceConfig:
+    """Seed 004's controller: pause whichever side is winning.
+
+    The statistic is the smoothed discriminator error (mean of D's surprise on real+fake and on
+    fake). Below ``lower`` the discriminator is winning and pauses; above ``upper`` the generator
+    pauses; a paused side resumes once the error is ``hysteresis`` back inside the band.
+    """
+
+    enabled: bool = False
+    lower: float = 0.3
+    upper: float = 0.8
+    smoothing: float = 0.9  # exponential moving average factor
+    hysteresis: float = 0.05
+    warmup: int = 10  # steps before the controller may pause anything
+
+
+@dataclass
+class TrainConfig:
+    """Budget and schedule, all counted in images seen (one step = one batch of real images)."""
+
+    batch_size: int = 64
+    images: int = 640_000
+    d_steps: int = 1  # discriminator updates per generator update
+    seed: int = 0
+    log_every: int = 6400  # images between metrics.jsonl lines
+    sample_every: int = 32000  # images between sample grids (and GIF frames)
+    checkpoint_every: int = 64000  # images between checkpoints
+    weight_warn: float = 1e9  # seed 004's large-weight warning threshold
+
+
+@dataclass
+class EvalConfig:
+    """Classifier-based evaluation during training (gan_core.metrics)."""
+
+    every: int = 0  # images between evaluations; 0: only at the end of the run
+    n: int = 2000  # generated samples per evaluation, from fixed noise
+    objective: str = "cfd"  # which metric is the scalar ``score`` (lower is better)
+    enabled: bool = True
+
+
+@dataclass
+class Config:
+    name: str = "custom"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    @property
+    def steps(self) -> int:
+        """Training steps at the stated batch size (the images budget rounded up)."""
+        return -(-self.train.images // self.train.batch_size)
+
+
+# ----------------------------------------------------------------------------- conversion
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _yaml11_number(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; numeric fields take it as the number."""
+    if isinstance(value, str) and _NUMBER.match(value.strip()):
+        return float(value)
+    return value
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, path)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0] if errors else ConfigError(f"{path}: expected {_type_name(tp)}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return _from_dict(tp, value, path)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        value = _yaml11_number(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        value = _yaml11_number(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - every field above is one of these types
+        raise ConfigError(f"{path}: unsupported type {tp}")
+    raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _from_dict(cls: type, data: dict[str, Any], path: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise ConfigError(f"{where}: unknown key (valid: {', '.join(fields)})")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{path}.{name}" if path else name
+        kwargs[name] = _coerce(value, hints[name], key)
+        choices = fields[name].metadata.get("choices")
+        if choices and kwargs[name] not in choices:
+            raise ConfigError(f"{key}: {kwargs[name]!r} is not one of {', '.join(choices)}")
+    return cls(**kwargs)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Build and validate a Config from plain data (e.g. YAML or a search trial's values)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: expected a mapping, got {data!r}")
+    cfg = _from_dict(Config, data)
+    validate(cfg)
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def validate(cfg: Config) -> None:
+    """Value checks the types cannot express; names are checked against the registries."""
+    from gan_core import losses, models  # registries import config: import them lazily
+
+    if cfg.model.arch not in models.ARCHITECTURES:
+        raise ConfigError(
+            f"model.arch: {cfg.model.arch!r} is not one of {', '.join(models.ARCHITECTURES)}"
+        )
+    if cfg.loss.name not in losses.LOSSES:
+        raise ConfigError(f"loss.name: {cfg.loss.name!r} is not one of {', '.join(losses.LOSSES)}")
+    positive = {
+        "train.batch_size": cfg.train.batch_size,
+        "train.images": cfg.train.images,
+        "train.d_steps": cfg.train.d_steps,
+        "model.latent_dim": cfg.model.latent_dim,
+        "model.width": cfg.model.width,
+        "optim.d.lr": cfg.optim.d.lr,
+        "optim.g.lr": cfg.optim.g.lr,
+        "eval.n": cfg.eval.n,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key}: must be > 0, got {value}")
+    for key, value in {"model.dropout": cfg.model.dropout, "model.g_dropout": cfg.model.g_dropout}.items():
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{key}: must be in [0, 1), got {value}")
+    b = cfg.balance
+    if b.enabled and not b.lower + b.hysteresis < b.upper - b.hysteresis:
+        raise ConfigError(
+            f"balance: need lower + hysteresis < upper - hysteresis, got lower={b.lower}, "
+            f"upper={b.upper}, hysteresis={b.hysteresis}"
+        )
+    if not 0.0 <= b.smoothing < 1.0:
+        raise ConfigError(f"balance.smoothing: must be in [0, 1), got {b.smoothing}")
+    for key in ("log_every", "sample_every", "checkpoint_every"):
+        if getattr(cfg.train, key) < 0:
+            raise ConfigError(f"train.{key}: must be >= 0")
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a YAML config; errors name the file and the key path."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    try:
+        return from_dict(data or {})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write atomically: a reader never sees half a file."""
+    from gan_core.io import atomic_write_text
+
+    atomic_write_text(Path(path), dump_config(cfg))
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_preset(name: str) -> Config:
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"--preset: {name!r} is not one of {', '.join(preset_names())}")
+    return load_config(path)
+
+
+def _parse_value(text: str) -> Any:
+    value = yaml.safe_load(text)
+    if isinstance(value, str) and value.lower() in ("none", "null"):
+        return None
+    return value
+
+
+def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in nested dicts, refusing paths that are not in the tree."""
+    node = data
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        here = ".".join(parts[: i + 1])
+        if not isinstance(node, dict) or part not in node:
+            valid = ", ".join(node) if isinstance(node, dict) else "none"
+            raise ConfigError(f"{here}: unknown key (valid: {valid})")
+        if i == len(parts) - 1:
+            node[part] = value
+        else:
+            node = node[part]
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Apply ``key.path=value`` strings (values parsed as YAML scalars) and re-validate."""
+    data = to_dict(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        key, text = item.split("=", 1)
+        set_path(data, key.strip(), _parse_value(text.strip()))
+    return from_dict(data)
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"d": {"lr": 1}}}`` -> ``{"optim.d.lr": 1}``."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def diff(a: Config, b: Config) -> dict[str, tuple[Any, Any]]:
+    """Keys whose values differ, as ``{"optim.d.lr": (old, new)}``."""
+    fa, fb = flatten(to_dict(a)), flatten(to_dict(b))
+    return {k: (fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)}

@@ -1,0 +1,59 @@
+"""Shared fixtures: real data from ../shared/data, a per-session cache, tiny configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+os.environ.setdefault("GANSEARCH_DATA", str(SHARED_DATA))
+# Classifiers and reference statistics are cached; one cache per machine keeps the suite fast
+# after the first run, and a fresh CI machine builds it once.
+os.environ.setdefault("GANSEARCH_CACHE", str(Path(os.environ.get("TMPDIR", "/tmp")) / "gansearch-test-cache"))
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# Tiny models run fastest on one thread; more threads only fight each other here.
+torch.set_num_threads(1)
+
+TINY_MODEL = {
+    "mlp": {"width": 0.0625, "g_depth": 2, "d_depth": 2},
+    "dcgan-upsample": {"width": 0.0625},
+    "dcgan-transpose": {"width": 0.125},
+    "cgan": {"width": 0.0625},
+}
+PRESET_OF = {
+    "mlp": "mnist-mlp",
+    "dcgan-upsample": "mnist-dcgan",
+    "dcgan-transpose": "fashion-dcgan",
+    "cgan": "mnist-cgan",
+}
+
+
+@pytest.fixture
+def tiny_cfg():
+    """Factory: a real preset shrunk to tiny widths, batch 16 and a few steps."""
+    from gan_core.config import apply_overrides, load_preset
+
+    def make(arch: str = "dcgan-upsample", loss: str | None = None, steps: int = 4, sets: list[str] | None = None):
+        cfg = load_preset(PRESET_OF[arch])
+        extra = list(sets or [])
+        sets = [f"model.{k}={v}" for k, v in TINY_MODEL[arch].items()]
+        sets += [
+            "data.name=mnist",
+            "train.batch_size=16",
+            f"train.images={16 * steps}",
+            "train.log_every=32",
+            "train.sample_every=32",
+            "train.checkpoint_every=0",
+            "eval.enabled=false",
+        ]
+        if loss:
+            sets.append(f"loss.name={loss}")
+        sets += extra
+        return apply_overrides(cfg, sets)
+
+    return make
