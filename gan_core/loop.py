@@ -1,0 +1,431 @@
+"""The training loop: alternating D and G phases, balance control, evaluation, checkpoints.
+
+It knows nothing of Ray or Optuna. It takes callbacks (report a log line, report an evaluation,
+ask whether to stop) and counts its budget in images seen: one step draws one batch of real
+images, so ``images_seen = step * batch_size`` and trials with different batch sizes compare
+fairly.
+
+Example::
+
+    cfg = load_preset("mnist-dcgan")
+    result = train(cfg, "runs/mnist-dcgan")   # re-running resumes from runs/mnist-dcgan
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gan_core import losses as losses_mod
+from gan_core import models
+from gan_core.balance import BalanceController
+from gan_core.checkpoint import CHECKPOINT, load_checkpoint, one_hot, save_checkpoint
+from gan_core.config import Config, diff, from_dict, save_config, to_dict
+from gan_core.data import Dataset, load_dataset
+from gan_core.errors import GansearchError
+from gan_core.io import append_jsonl, atomic_write_text, read_jsonl
+from gan_core.optim import build_optimizer, clip_gradients
+
+Evaluator = Callable[[torch.Tensor, "torch.Tensor | None"], dict[str, float]]
+
+# Keys that may change between a checkpoint and a resume: they never touch the weights.
+RESUMABLE_CHANGES = ("train.images", "train.log_every", "train.sample_every",
+                     "train.checkpoint_every", "train.weight_warn", "data.data_dir", "eval.")
+
+
+@dataclass
+class Callbacks:
+    on_log: Callable[[dict[str, Any]], None] | None = None
+    on_eval: Callable[[dict[str, Any], Path | None], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+
+
+@dataclass
+class TrainResult:
+    status: str  # completed | stopped | diverged
+    reason: str = ""
+    step: int = 0
+    images_seen: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    run_dir: Path | None = None
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise GansearchError(f"--device: {device!r} is not one of auto, cpu, cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise GansearchError("--device: cuda requested but torch sees no CUDA device (use cpu or auto)")
+    return torch.device(device)
+
+
+def _set_requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def _finite_weights(*mods: nn.Module) -> tuple[bool, float]:
+    """(all finite, largest absolute weight), in one pass over all parameters."""
+    biggest = 0.0
+    for m in mods:
+        for p in m.parameters():
+            a = p.detach().abs().max().item()
+            if not math.isfinite(a):
+                return False, a
+            biggest = max(biggest, a)
+    return True, biggest
+
+
+class Trainer:
+    """Holds the state of one run; ``train()`` below is the public entry point."""
+
+    def __init__(self, cfg: Config, run_dir: Path | None, device: torch.device,
+                 evaluator: Evaluator | None) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.device = device
+        self.evaluator = evaluator
+        t = cfg.train
+        torch.manual_seed(t.seed)  # model init and dropout draw from the global stream
+        self.data: Dataset = load_dataset(cfg.data, "train")
+        self.num_classes = self.data.num_classes
+        self.G, self.D = models.build(cfg.model, self.data.shape, self.num_classes)
+        self.G.to(device)
+        self.D.to(device)
+        self.loss = losses_mod.LOSSES[cfg.loss.name]
+        self.opt_d, self.sched_d = build_optimizer(cfg.optim.d, list(self.D.parameters()), "d")
+        self.opt_g, self.sched_g = build_optimizer(cfg.optim.g, list(self.G.parameters()), "g")
+        self.balance = BalanceController(cfg.balance)
+        self.data_gen = torch.Generator().manual_seed(t.seed * 1000 + 1)
+        self.noise_gen = torch.Generator().manual_seed(t.seed * 1000 + 2)
+        self.step = 0
+        self.acc = self._empty_acc()
+        self.last_eval: dict[str, Any] = {}
+        self.saved: tuple[int, str] | None = None
+        # Fixed noise: sample grids (4x4, or 10 noise rows x 10 classes) and evaluation.
+        fixed = torch.Generator().manual_seed(t.seed * 1000 + 3)
+        grid_n = 100 if self.G.conditional else 16
+        z = models.sample_latent(grid_n, cfg.model.latent_dim, cfg.model.latent_dist, fixed, device)
+        if self.G.conditional:  # row i: one noise vector; column k: class k (seed 004's grid)
+            z = z[:10].repeat_interleave(10, dim=0)
+        self.grid_z = z
+        self.grid_labels = (torch.arange(grid_n, device=device) % 10 % max(self.num_classes, 1)
+                            if self.G.conditional else None)
+
+    # ------------------------------------------------------------------ state
+
+    @staticmethod
+    def _empty_acc() -> dict[str, float]:
+        return {"n": 0, "loss_d": 0.0, "loss_g": 0.0, "acc_real": 0.0, "acc_fake": 0.0,
+                "d_error": 0.0, "n_g": 0, "d_updates": 0, "g_updates": 0}
+
+    @property
+    def images_seen(self) -> int:
+        return self.step * self.cfg.train.batch_size
+
+    def state_dict(self, status: str) -> dict[str, Any]:
+        return {
+            "config": to_dict(self.cfg), "shape": list(self.data.shape), "num_classes": self.num_classes,
+            "step": self.step, "images_seen": self.images_seen, "status": status,
+            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
+            "balance": self.balance.state_dict(), "acc": dict(self.acc), "last_eval": self.last_eval,
+            "rng": {"torch": torch.get_rng_state(), "data": self.data_gen.get_state(),
+                    "noise": self.noise_gen.get_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        self.balance.load_state_dict(state["balance"])
+        self.acc = dict(state["acc"])
+        self.last_eval = dict(state.get("last_eval", {}))
+        self.step = state["step"]
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        self.data_gen.set_state(rng["data"].cpu())
+        self.noise_gen.set_state(rng["noise"].cpu())
+        if rng.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        # The configured hyperparameters win over what the optimiser state carried.
+        for opt, side in ((self.opt_d, self.cfg.optim.d), (self.opt_g, self.cfg.optim.g)):
+            for group in opt.param_groups:
+                group["initial_lr"] = side.lr
+
+    def save(self, status: str = "running") -> None:
+        if self.run_dir is not None and self.saved != (self.step, status):
+            save_checkpoint(self.state_dict(status), self.run_dir / CHECKPOINT)
+            self.saved = (self.step, status)
+
+    # ------------------------------------------------------------------ one step
+
+    def _labels(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        return one_hot(y, self.num_classes) if (self.G.conditional and y is not None) else None
+
+    def _latent(self, n: int) -> torch.Tensor:
+        m = self.cfg.model
+        return models.sample_latent(n, m.latent_dim, m.latent_dist, self.noise_gen, self.device)
+
+    def train_step(self) -> dict[str, float]:
+        cfg, bs = self.cfg, self.cfg.train.batch_size
+        real_u8, y = self.data.batch(bs, self.data_gen, self.device)
+        real = models.to_model_range(real_u8, cfg.model.output)
+        y1h = self._labels(y)
+        z = self._latent(bs)
+        stats: dict[str, float] = {}
+
+        # Discriminator phase (d_steps updates; extra updates draw fresh batches).
+        if self.balance.train_d:
+            _set_requires_grad(self.D, True)
+            for k in range(cfg.train.d_steps):
+                if k > 0:
+                    real_u8, y = self.data.batch(bs, self.data_gen, self.device)
+                    real, y1h, z = models.to_model_range(real_u8, cfg.model.output), self._labels(y), self._latent(bs)
+                with torch.no_grad():
+                    fake = self.G(z, y1h)
+                d_real, d_fake = self.D(real, y1h), self.D(fake, y1h)
+                loss_d = self.loss.d_loss(d_real, d_fake)
+                if self.loss.needs_gp:
+                    loss_d = loss_d + cfg.loss.gp_weight * losses_mod.gradient_penalty(
+                        self.D, real, fake, y1h, generator=self.noise_gen)
+                self.opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                clip_gradients(list(self.D.parameters()), cfg.optim.d.clip_value)
+                self.opt_d.step()
+                self.sched_d.step()
+            stats["loss_d"] = loss_d.detach()
+            stats["d_updates"] = 1.0
+        else:
+            with torch.no_grad():
+                fake = self.G(z, y1h)
+                d_real, d_fake = self.D(real, y1h), self.D(fake, y1h)
+                stats["loss_d"] = self.loss.d_loss(d_real, d_fake)
+        d_real, d_fake = d_real.detach(), d_fake.detach()
+        # Seed 004's discriminator error: (surprise on real+fake + surprise on fake) / 2.
+        bce = nn.functional.binary_cross_entropy_with_logits
+        err_fake = bce(d_fake, torch.zeros_like(d_fake))
+        stats["d_error"] = (bce(d_real, torch.ones_like(d_real)) + 2 * err_fake) / 2
+        acc_real, acc_fake = losses_mod.discriminator_accuracy(d_real, d_fake)
+        stats["acc_real"], stats["acc_fake"] = acc_real, acc_fake
+
+        # Generator phase.
+        if self.balance.train_g:
+            _set_requires_grad(self.D, False)
+            z = self._latent(bs)
+            fake = self.G(z, y1h)
+            loss_g = self.loss.g_loss(self.D(fake, y1h))
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            clip_gradients(list(self.G.parameters()), cfg.optim.g.clip_value)
+            self.opt_g.step()
+            self.sched_g.step()
+            _set_requires_grad(self.D, True)
+            stats["loss_g"] = loss_g.detach()
+            stats["g_updates"] = 1.0
+        self.step += 1
+        # One host sync per step for everything the loop decides on.
+        keys = list(stats)
+        values = torch.stack([torch.as_tensor(stats[k], dtype=torch.float32, device=self.device)
+                              for k in keys]).tolist()
+        return dict(zip(keys, values, strict=True))
+
+    # ------------------------------------------------------------------ pictures and eval
+
+    def sample_grid(self) -> None:
+        if self.run_dir is None:
+            return
+        from gan_core import viz
+        from gan_core.checkpoint import generate
+
+        labels = self.grid_labels
+        images = generate(self.G, self.grid_z.shape[0], z=self.grid_z, labels=labels)
+        nrow = 10 if self.G.conditional else 4
+        scale = 2 if self.data.shape[1] <= 32 else 1
+        viz.save_png(viz.image_grid(images, nrow, scale=scale),
+                     self.run_dir / "samples" / f"step-{self.step:06d}.png")
+
+    def evaluate(self) -> dict[str, Any]:
+        from gan_core.checkpoint import cycling_labels, generate
+
+        n = self.cfg.eval.n
+        labels = cycling_labels(n, self.num_classes, self.device) if self.G.conditional else None
+        images = generate(self.G, n, seed=self.cfg.train.seed * 1000 + 4, labels=labels)
+        assert self.evaluator is not None
+        metrics = self.evaluator(images, labels)
+        return {"step": self.step, "images_seen": self.images_seen, **metrics}
+
+
+def _build_evaluator(cfg: Config, device: torch.device) -> Evaluator | None:
+    if not cfg.eval.enabled:
+        return None
+    from gan_core import metrics
+
+    return metrics.make_evaluator(cfg, device)
+
+
+def _write_pictures(run_dir: Path, cfg: Config) -> None:
+    from PIL import Image
+
+    from gan_core import viz
+
+    frames = sorted((run_dir / "samples").glob("step-*.png"))
+    if frames:
+        viz.save_gif([Image.open(f).convert("RGB") for f in frames], run_dir / "learning.gif")
+    viz.plot_curves(read_jsonl(run_dir / "metrics.jsonl"), run_dir / "curves.png", title=cfg.name)
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+    return every > 0 and before // every != after // every
+
+
+def train(
+    cfg: Config,
+    run_dir: str | Path | None = None,
+    *,
+    device: str = "auto",
+    callbacks: Callbacks | None = None,
+    progress: bool = True,
+    evaluator: Evaluator | None = None,
+) -> TrainResult:
+    """Train ``cfg`` for ``cfg.train.images`` images; resume from ``run_dir`` if it holds a
+    checkpoint. Returns how the run ended; a NaN ends it with status ``diverged``, not a crash."""
+    cb = callbacks or Callbacks()
+    dev = resolve_device(device)
+    run_path = Path(run_dir) if run_dir is not None else None
+    state = None
+    if run_path is not None:
+        ckpt = run_path / CHECKPOINT
+        if ckpt.exists():
+            state = load_checkpoint(ckpt, "cpu")
+            changed = [k for k in diff(from_dict(state["config"]), cfg)
+                       if not k.startswith(RESUMABLE_CHANGES)]
+            if changed:
+                raise GansearchError(
+                    f"{ckpt}: refusing to resume with a different config; differing keys: "
+                    + ", ".join(changed) + " (use a new --out directory)")
+        run_path.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_path / "config.yaml")
+    if evaluator is None:
+        evaluator = _build_evaluator(cfg, dev)
+    tr = Trainer(cfg, run_path, dev, evaluator)
+    if state is not None:
+        tr.load_state_dict(state)
+    log_path = run_path / "metrics.jsonl" if run_path is not None else None
+    if log_path is not None and state is not None:
+        # Drop log lines written after the checkpoint: the resumed run writes them again.
+        kept = [r for r in read_jsonl(log_path) if r.get("step", 0) <= tr.step]
+        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def log(record: dict[str, Any]) -> None:
+        if log_path is not None:
+            append_jsonl(log_path, record)
+
+    total = cfg.steps
+    t_cfg = cfg.train
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=tr.step, unit="step", dynamic_ncols=True,
+                   desc=cfg.name, smoothing=0.1)
+    status, reason = "completed", ""
+    if tr.step == 0:
+        tr.sample_grid()
+    t_last, step_last = time.perf_counter(), tr.step
+    warned: set[str] = set()
+    try:
+        while tr.step < total:
+            if cb.should_stop is not None and cb.should_stop():
+                status, reason = "stopped", "stopped by request"
+                break
+            before = tr.images_seen
+            s = tr.train_step()
+            if not all(math.isfinite(v) for v in s.values()):
+                bad = ", ".join(k for k, v in s.items() if not math.isfinite(v))
+                status, reason = "diverged", f"non-finite {bad} at step {tr.step}"
+                break
+            a = tr.acc
+            a["n"] += 1
+            for k in ("loss_d", "acc_real", "acc_fake", "d_error"):
+                a[k] += s[k]
+            if "loss_g" in s:
+                a["loss_g"] += s["loss_g"]
+                a["n_g"] += 1
+            a["d_updates"] += int(s.get("d_updates", 0))
+            a["g_updates"] += int(s.get("g_updates", 0))
+            for event in tr.balance.update(s["d_error"], tr.step):
+                log({"kind": "balance", "images_seen": tr.images_seen, **event})
+            after = tr.images_seen
+            if _crossed(before, after, t_cfg.log_every) or tr.step == total:
+                ok, biggest = _finite_weights(tr.G, tr.D)
+                if not ok:
+                    status, reason = "diverged", f"non-finite weights at step {tr.step}"
+                    break
+                if biggest > t_cfg.weight_warn and "big" not in warned:
+                    warned.add("big")
+                    warnings.warn(f"step {tr.step}: a weight reached {biggest:.3g} (> {t_cfg.weight_warn:g})",
+                                  stacklevel=1)
+                now = time.perf_counter()
+                n = max(a["n"], 1)
+                record = {
+                    "kind": "train", "step": tr.step, "images_seen": after,
+                    "loss_d": a["loss_d"] / n, "loss_g": a["loss_g"] / max(a["n_g"], 1),
+                    "acc_real": a["acc_real"] / n, "acc_fake": a["acc_fake"] / n,
+                    "d_error": a["d_error"] / n, "balance_error": tr.balance.error,
+                    "train_d": tr.balance.train_d, "train_g": tr.balance.train_g,
+                    "d_updates": a["d_updates"], "g_updates": a["g_updates"],
+                    "max_weight": biggest,
+                    "images_per_s": (tr.step - step_last) * t_cfg.batch_size / max(now - t_last, 1e-9),
+                }
+                t_last, step_last = now, tr.step
+                tr.acc = tr._empty_acc()
+                log(record)
+                if cb.on_log is not None:
+                    cb.on_log(record)
+                if bar is not None:
+                    bar.set_postfix(img_s=f"{record['images_per_s']:.0f}", D=f"{record['loss_d']:.3f}",
+                                    G=f"{record['loss_g']:.3f}", refresh=False)
+            if _crossed(before, after, t_cfg.sample_every) or tr.step == total:
+                tr.sample_grid()
+            evaluating = tr.evaluator is not None and (
+                _crossed(before, after, cfg.eval.every) or tr.step == total)
+            if evaluating:
+                tr.last_eval = tr.evaluate()
+                log({"kind": "eval", **tr.last_eval})
+            if evaluating or _crossed(before, after, t_cfg.checkpoint_every):
+                tr.save("completed" if tr.step == total else "running")
+            if evaluating and cb.on_eval is not None:
+                cb.on_eval(tr.last_eval, run_path)
+            if bar is not None:
+                bar.update(1)
+    except KeyboardInterrupt:
+        status, reason = "stopped", "interrupted"
+    finally:
+        if bar is not None:
+            bar.close()
+    if status == "diverged":
+        log({"kind": "end", "step": tr.step, "images_seen": tr.images_seen, "status": status,
+             "reason": reason})
+    else:
+        tr.save(status)
+        log({"kind": "end", "step": tr.step, "images_seen": tr.images_seen, "status": status,
+             "reason": reason})
+    if run_path is not None:
+        _write_pictures(run_path, cfg)
+    return TrainResult(status, reason, tr.step, tr.images_seen, tr.last_eval, run_path)

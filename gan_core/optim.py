@@ -1,0 +1,37 @@
+"""Optimisers per side, by name, with Keras' ``clipvalue`` and time ``decay`` (seed 000/002)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gan_core.config import OptimSide
+from gan_core.errors import ConfigError
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+
+
+def build_optimizer(
+    cfg: OptimSide, params: list[nn.Parameter], side: str
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The optimiser plus a scheduler implementing Keras' decay: lr / (1 + decay * updates)."""
+    if cfg.name == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(
+            params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)
+        )
+    elif cfg.name == "rmsprop":
+        # Keras' RMSprop: rho=0.9 and eps=1e-7 added outside the square root, as torch does.
+        opt = torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.alpha, eps=1e-7, momentum=cfg.momentum)
+    elif cfg.name == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    else:
+        raise ConfigError(f"optim.{side}.name: {cfg.name!r} is not one of {', '.join(OPTIMIZERS)}")
+    decay = cfg.decay
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0 / (1.0 + decay * t))
+    return opt, sched
+
+
+def clip_gradients(params: list[nn.Parameter], clip_value: float | None) -> None:
+    """Element-wise gradient clipping, Keras' ``clipvalue``."""
+    if clip_value is not None and clip_value > 0:
+        torch.nn.utils.clip_grad_value_(params, clip_value)
