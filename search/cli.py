@@ -1,0 +1,65 @@
+"""``gansearch``: one command, a subcommand per job.
+
+Each subcommand lives in ``search/commands/<name>.py`` and exports ``add_parser(subparsers)``
+and ``run(args) -> int``. Bad input raises GansearchError, printed here as one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from gan_core.errors import GansearchError
+
+COMMANDS = ("train", "sample", "score", "classifier", "search", "resume", "review", "retrain", "explore")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for every other bad input
+        self.print_usage(sys.stderr)
+        self.exit(2, f"gansearch: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gansearch",
+        description="Find good GANs by distributed hyperparameter search.",
+        formatter_class=_Formatter,
+        epilog="example:\n  gansearch train --preset mnist-dcgan --out runs/dcgan --steps 500",
+    )
+    from search import __version__
+
+    parser.add_argument("--version", action="version", version=f"gansearch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"search.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"search.commands.{name}":
+                continue  # a command not built in this checkout
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except GansearchError as exc:
+        print(f"gansearch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gansearch: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

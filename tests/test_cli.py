@@ -1,0 +1,66 @@
+"""The command line end to end: train a preset, resume it, sample from it, and bad input."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gan_core.io import read_jsonl
+from search.cli import main
+
+TINY = ["--set", "model.width=0.0625", "--set", "train.batch_size=8", "--set", "train.log_every=16",
+        "--set", "train.sample_every=16", "--no-eval", "--quiet"]
+
+
+def test_train_resume_and_sample(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "mnist-dcgan", "--out", str(out), "--steps", "2", *TINY]) == 0
+    assert main(["train", "--preset", "mnist-dcgan", "--out", str(out), "--steps", "4", *TINY]) == 0
+    steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "train"]
+    assert steps == [2, 4]  # the second command resumed at step 2 rather than starting again
+    assert main(["sample", str(out), "--n", "10", "--out", str(tmp_path / "s.npz")]) == 0
+    data = np.load(tmp_path / "s.npz")
+    assert data["images"].dtype == np.uint8 and data["images"].shape == (10, 28, 28)
+    assert "labels" not in data
+    capsys.readouterr()
+
+
+def test_conditional_sample_has_labels(tmp_path):
+    out = tmp_path / "cgan"
+    assert main(["train", "--preset", "mnist-cgan", "--out", str(out), "--steps", "2", *TINY]) == 0
+    assert main(["sample", str(out), "--n", "12", "--out", str(tmp_path / "c.npz")]) == 0
+    data = np.load(tmp_path / "c.npz")
+    assert data["labels"].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert main(["sample", str(out), "--n", "3", "--label", "7", "--out", str(tmp_path / "7.npz")]) == 0
+    assert np.load(tmp_path / "7.npz")["labels"].tolist() == [7, 7, 7]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--preset", "nope", "--out", "x"], "--preset: 'nope' is not one of"),
+        (["train", "--preset", "mnist-mlp", "--out", "x", "--set", "optim.d.lr=fast"],
+         "optim.d.lr: expected float, got 'fast'"),
+        (["train", "--preset", "mnist-mlp", "--out", "x", "--set", "model.arch=resnet"],
+         "model.arch: 'resnet' is not one of mlp, dcgan-upsample, dcgan-transpose, cgan"),
+        (["sample", "/nonexistent", "--n", "3", "--out", "a.npz"], "no checkpoint here"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, argv, message):
+    proc = subprocess.run([sys.executable, "-m", "search.cli", *argv], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x").exists()  # nothing half-written
+
+
+def test_every_command_help_shows_an_example():
+    from search.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) <= set(COMMANDS) and {"train", "sample"} <= set(sub.choices)
+    for name, p in sub.choices.items():
+        assert "example:" in p.format_help(), name
