@@ -1,0 +1,35 @@
+"""Run every benchmark in one process tree, one after another, and print their Markdown tables.
+
+    make bench                 # or: python -m bench.run [--quick]
+
+Each benchmark measures side by side in one run (e.g. a training step against a matmul peak
+measured seconds before), so the ratios hold on whatever machine runs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+BENCHES = [
+    ("training step throughput", ["bench.bench_train"], ["--seconds", "3"]),
+    ("metric speed", ["bench.bench_metrics"], []),
+    ("search overhead", ["bench.bench_search"], []),
+]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="shorter timings (noisier)")
+    args = p.parse_args()
+    failed = 0
+    for title, module, quick_args in BENCHES:
+        print(f"\n## {title}\n", flush=True)
+        cmd = [sys.executable, "-m", *module, *(quick_args if args.quick else [])]
+        failed += subprocess.call(cmd) != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
