@@ -1,0 +1,37 @@
+"""``gansearch resume``: continue an interrupted search where it stopped (Ray Tune's Tuner.restore)."""
+
+from __future__ import annotations
+
+import argparse
+
+from search.commands._common import formatter
+
+EXAMPLE = """example:
+  gansearch resume runs/quick
+  gansearch resume s3://my-bucket/gansearch/dcgan --address auto
+
+Trials that finished are kept, unfinished ones continue from their latest checkpoint, and new
+trials are drawn until the search's trial count is reached: no trial runs twice, none is lost.
+Failed trials (diverged or crashed) stay failed unless --retry-failed."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("resume", help="continue an interrupted search", description=__doc__,
+                       epilog=EXAMPLE, formatter_class=formatter())
+    p.add_argument("experiment", metavar="EXPERIMENT_PATH",
+                   help="the experiment folder `gansearch search` printed (a folder or s3:// / gs:// URI)")
+    p.add_argument("--address", metavar="auto|HOST:PORT",
+                   help="join a running Ray cluster; None: start Ray on this machine")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="also resume failed trials from their latest checkpoint")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from search.tune import format_outcome, resume_search
+
+    outcome = resume_search(args.experiment, address=args.address, retry_failed=args.retry_failed)
+    print(format_outcome(outcome), flush=True)
+    if outcome.interrupted:
+        return 130
+    return 0 if outcome.best is not None else 1

@@ -1,0 +1,91 @@
+"""``gansearch search``: distributed hyperparameter search over a space file (Ray Tune + Optuna)."""
+
+from __future__ import annotations
+
+import argparse
+
+from search.commands._common import formatter
+
+EXAMPLE = """example:
+  gansearch search --space spaces/quick.yaml --name quick
+  gansearch search --space spaces/mnist-dcgan.yaml --name dcgan --address auto \\
+      --storage s3://my-bucket/gansearch --gpus-per-trial 0.25 --max-concurrent 16
+
+writes into STORAGE/NAME: Ray Tune's trial folders (checkpoints, samples, logs), the Optuna
+study (optuna.db), summary.json and best_config.yaml (train it with
+`gansearch train --config STORAGE/NAME/best_config.yaml --out runs/best`).
+An interrupted search continues with `gansearch resume STORAGE/NAME`.
+The space language is documented in spaces/README.md."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="search hyperparameters over a space (Ray Tune + Optuna)",
+                       description=__doc__, epilog=EXAMPLE, formatter_class=formatter())
+    p.add_argument("--space", required=True, metavar="FILE", help="a space file (spaces/*.yaml)")
+    p.add_argument("--name", required=True, help="experiment name (a folder under --storage)")
+    p.add_argument("--storage", metavar="DIR|URI", default="runs",
+                   help="where experiments live: a folder, or s3:// / gs:// shared by a cluster")
+    p.add_argument("--trials", type=int, metavar="N", help="number of trials; None: the space's search.trials")
+    p.add_argument("--time-budget-s", type=float, metavar="T", help="stop the whole search after T seconds")
+    p.add_argument("--address", metavar="auto|HOST:PORT",
+                   help="join a running Ray cluster; None: start Ray on this machine")
+    p.add_argument("--cpus-per-trial", type=float, metavar="C",
+                   help="CPUs per trial, torch uses as many threads; None: the space's search.cpus_per_trial (1)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G",
+                   help="GPUs per trial, fractional allowed (0.25: four trials share a GPU)")
+    p.add_argument("--max-concurrent", type=int, metavar="K",
+                   help="trials running at once; None: as many as the cluster holds now")
+    p.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial")
+    p.add_argument("--optuna-storage", metavar="URL",
+                   help="Optuna study database, e.g. postgresql://user:pw@host/db for a study a "
+                        "cluster shares; None: optuna.db in the experiment folder")
+    p.add_argument("--scheduler", choices=["asha", "pbt", "fifo"],
+                   help="asha (early stopping), pbt, or fifo (every trial runs its budget); "
+                        "None: the space's search.scheduler (asha)")
+    p.add_argument("--max-failures", type=int, default=2, metavar="N",
+                   help="retries of a crashed trial from its last checkpoint (-1: unlimited)")
+    p.add_argument("--quiet", action="store_true", help="no Ray Tune progress tables")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gan_core.errors import GansearchError
+    from search.space import load_space
+
+    for flag, value in (("--trials", args.trials), ("--max-concurrent", args.max_concurrent)):
+        if value is not None and value < 1:
+            raise GansearchError(f"{flag}: must be >= 1, got {value}")
+    if args.time_budget_s is not None and args.time_budget_s <= 0:
+        raise GansearchError(f"--time-budget-s: must be > 0, got {args.time_budget_s}")
+    if args.cpus_per_trial is not None and args.cpus_per_trial <= 0:
+        raise GansearchError(f"--cpus-per-trial: must be > 0, got {args.cpus_per_trial}")
+    if args.gpus_per_trial < 0:
+        raise GansearchError(f"--gpus-per-trial: must be >= 0, got {args.gpus_per_trial}")
+    # Everything about the space is checked before Ray (or the search.tune import) starts.
+    space = load_space(args.space, build_models=True)
+    if args.scheduler == "pbt" and not space.pbt_mutable():
+        raise GansearchError(f"{args.space}: --scheduler pbt needs a top-level range or choice over a "
+                             "key PBT may change in a running trial (optim.*, balance.*, dropout ...)")
+
+    from search.tune import SearchOptions, format_outcome, run_search
+
+    print(space.describe(), flush=True)
+    outcome = run_search(space, SearchOptions(
+        name=args.name,
+        storage=args.storage,
+        trials=args.trials,
+        time_budget_s=args.time_budget_s,
+        address=args.address,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent,
+        seed=args.seed,
+        optuna_storage=args.optuna_storage,
+        scheduler=args.scheduler,
+        max_failures=args.max_failures,
+        verbose=0 if args.quiet else 1,
+    ))
+    print(format_outcome(outcome), flush=True)
+    if outcome.interrupted:
+        return 130
+    return 0 if outcome.best is not None else 1

@@ -1,0 +1,681 @@
+"""The Ray Tune adapter: the only module in gansearch that imports ray.
+
+A search is a ``ray.tune.Tuner`` over one function trainable (:func:`gan_trial`) that validates a
+trial's sampled values into the typed Config (``Space.config_for``), runs ``gan_core.loop.train``
+and reports every evaluation with a checkpoint. Optuna's TPE sampler proposes the values through
+``OptunaSearch`` (define-by-run, seeded, the base preset evaluated first) and its study lives in
+the experiment folder (SQLite) unless ``optuna_storage`` names a shared database. ASHA stops poor
+trials early (time attribute ``images_seen``); PBT and FIFO are selectable.
+
+Experiment folder (``<storage>/<name>``, a local folder or an s3:// / gs:// URI)::
+
+    gansearch.json      how the search was started (options, space file, Optuna storage)
+    space.yaml          the space file's text; base.yaml the resolved base config
+    optuna.db           the Optuna study (optuna-dashboard sqlite:///.../optuna.db)
+    trial_<id>/         Ray's trial folder: result.json, checkpoint_NNNNNN/ (checkpoint.pt,
+                        metrics.jsonl, config.yaml), run/ (samples, learning.gif, curves.png),
+                        stdout and stderr
+    summary.json        every trial's status, reason, score and paths; the best trial
+    best_config.yaml    the best trial's full config (gansearch train --config best_config.yaml)
+
+Example::
+
+    space = load_space("spaces/quick.yaml")
+    outcome = run_search(space, SearchOptions(name="quick", storage="runs"))
+    print(outcome.best.score, outcome.best_config_path)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from gan_core.config import dump_config, from_dict, load_config, to_dict
+from gan_core.errors import GansearchError
+from search.space import (
+    PBT_MUTABLE_PREFIXES,
+    ChoiceParam,
+    FloatParam,
+    IntParam,
+    Space,
+    parse_space,
+)
+
+logger = logging.getLogger("gansearch.search")
+
+STATE_FILE = "gansearch.json"
+SPACE_FILE = "space.yaml"
+BASE_FILE = "base.yaml"
+OPTUNA_FILE = "optuna.db"
+SUMMARY_FILE = "summary.json"
+BEST_CONFIG_FILE = "best_config.yaml"
+RUN_SUBDIR = "run"
+POINT = "point"  # PBT trials carry their values under this key
+# Files a reported checkpoint carries: enough to resume the loop exactly (samples stay in run/).
+CHECKPOINT_FILES = ("checkpoint.pt", "metrics.jsonl", "config.yaml")
+# Environment a driver forwards to the trial workers of a cluster it connects to.
+FORWARDED_ENV = ("GANSEARCH_DATA", "GANSEARCH_CACHE")
+
+
+class TrialDiverged(RuntimeError):
+    """A trial whose losses or weights became NaN/inf: recorded as failed with this reason."""
+
+
+@dataclass
+class SearchOptions:
+    """``gansearch search`` flags; None means the space file's ``search:`` default."""
+
+    name: str
+    storage: str | None = None  # local folder or URI; default ./runs
+    trials: int | None = None
+    time_budget_s: float | None = None
+    address: str | None = None  # None: a local Ray; "auto" or HOST:PORT: a running cluster
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+    seed: int = 0
+    optuna_storage: str | None = None
+    scheduler: str | None = None
+    max_failures: int = 2
+    verbose: int = 1
+
+
+@dataclass
+class TrialRow:
+    trial_id: str
+    status: str  # completed | stopped | diverged | failed | unfinished
+    reason: str
+    score: float | None
+    images_seen: int
+    params: dict[str, Any]
+    path: str | None
+    checkpoint: str | None
+    node_id: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SearchOutcome:
+    experiment_path: str
+    rows: list[TrialRow]
+    best: TrialRow | None
+    best_config_path: str | None
+    metric: str
+    mode: str
+    interrupted: bool
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.rows)
+
+
+@dataclass
+class TrialContext:
+    """What every trial needs besides its sampled values (shipped once via the object store)."""
+
+    space: Space
+    scheduler: str
+
+
+# ----------------------------------------------------------------------------- the trainable
+
+
+def select_device(gpu_ids: list[Any], cuda_available: bool) -> tuple[str, str | None]:
+    """The device for a trial Ray gave ``gpu_ids``, and a warning if it has to fall back.
+
+    Ray restricts CUDA_VISIBLE_DEVICES to the assigned GPUs, so "cuda" is the trial's own GPU
+    (or its share of it, for fractional --gpus-per-trial)."""
+    if not gpu_ids:
+        return "cpu", None
+    if cuda_available:
+        return "cuda", None
+    ids = ", ".join(str(g) for g in gpu_ids)
+    return "cpu", f"Ray assigned GPU {ids} but torch sees no CUDA device; training on the CPU"
+
+
+def _stage_checkpoint(run_dir: Path, stage: Path) -> Path:
+    """Fill ``stage`` with the run's checkpoint files; checkpoint.pt is hard-linked (the loop
+    replaces it atomically, so the link keeps this version) instead of copied."""
+    for name in CHECKPOINT_FILES:
+        src = run_dir / name
+        if not src.exists():
+            continue
+        if name == "checkpoint.pt":
+            try:
+                os.link(src, stage / name)
+                continue
+            except OSError:
+                pass
+        shutil.copy2(src, stage / name)  # metrics.jsonl grows in place: a link would follow it
+    return stage
+
+
+def _restore(checkpoint: Any, run_dir: Path, ctx: TrialContext, cfg: Any) -> None:
+    """Put a reported checkpoint back into the run directory the loop resumes from."""
+    from gan_core.checkpoint import load_checkpoint, save_checkpoint
+    from gan_core.config import diff
+
+    with checkpoint.as_directory() as src:
+        for name in CHECKPOINT_FILES:
+            if (Path(src) / name).exists():
+                shutil.copy2(Path(src) / name, run_dir / name)
+    if ctx.scheduler != "pbt":
+        return
+    # PBT restarts a trial with a perturbed config from another trial's checkpoint: write the new
+    # hyperparameters into the checkpoint (the loop re-applies them), but only keys that never
+    # change a weight's shape; anything else still makes the loop refuse.
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    changed = diff(from_dict(state["config"]), cfg)
+    allowed = PBT_MUTABLE_PREFIXES + ("train.seed", "name")
+    if changed and all(k.startswith(allowed) for k in changed):
+        state["config"] = to_dict(cfg)
+        state.pop("version", None)
+        save_checkpoint(state, run_dir / "checkpoint.pt")
+
+
+def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
+    """One trial: sampled values -> Config -> gan_core.loop.train, reporting each evaluation."""
+    started = time.time()
+    import torch
+
+    from gan_core.loop import Callbacks, train
+
+    tctx = tune.get_context()
+    trial_id = tctx.get_trial_id()
+    cpus = tctx.get_trial_resources().required_resources.get("CPU", 1.0)
+    torch.set_num_threads(max(1, int(cpus)))  # the trial's CPUs, never the whole machine
+    gpu_ids = ray.get_gpu_ids()
+    device, note = select_device(gpu_ids, torch.cuda.is_available())
+    if note:
+        warnings.warn(f"gansearch: trial {trial_id}: {note}", RuntimeWarning, stacklevel=1)
+    node_id = ray.get_runtime_context().get_node_id()
+
+    cfg = ctx.space.config_for(trial_params(config))
+    cfg.name = f"{tctx.get_experiment_name()}/{trial_id}"
+    trial_dir = Path(tctx.get_trial_dir())
+    run_dir = trial_dir / RUN_SUBDIR
+    if run_dir.exists():  # a retry on the same node: Tune's checkpoint is the truth
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        _restore(checkpoint, run_dir, ctx, cfg)
+
+    timing = {"loop_start": 0.0, "in_report": 0.0}
+
+    def should_stop() -> bool:  # called before every step; the first call ends start-up
+        if not timing["loop_start"]:
+            timing["loop_start"] = time.time()
+        return False
+
+    def on_eval(metrics: dict[str, Any], rd: Path | None) -> None:
+        t0 = time.time()
+        startup = (timing["loop_start"] or t0) - started
+        payload = {
+            **{k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+            "images_seen": int(metrics["images_seen"]),
+            "step": int(metrics["step"]),
+            "node_id": node_id,
+            "device": device,
+            "gpu_ids": ",".join(str(g) for g in gpu_ids),
+            "torch_threads": torch.get_num_threads(),
+            "trial_seed": cfg.train.seed,
+            "started_at": started,
+            "reported_at": t0,
+            "startup_s": startup,
+            "report_s": timing["in_report"],
+            "train_eval_s": t0 - started - startup - timing["in_report"],
+        }
+        assert rd is not None
+        # Staged outside the trial folder (whose files Ray syncs as artifacts); when Tune stops
+        # the trial inside report() (ASHA), SystemExit still passes through the finally.
+        stage = Path(tempfile.mkdtemp(prefix="gansearch-checkpoint-"))
+        try:
+            tune.report(payload, checkpoint=tune.Checkpoint.from_directory(_stage_checkpoint(rd, stage)))
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+            timing["in_report"] += time.time() - t0
+
+    result = train(cfg, run_dir, device=device, progress=False,
+                   callbacks=Callbacks(on_eval=on_eval, should_stop=should_stop))
+    if result.status == "diverged":
+        raise TrialDiverged(result.reason or "non-finite values")
+
+
+def trial_params(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's sampled values: the config itself, or its PBT member under ``point``."""
+    return dict(config[POINT]) if isinstance(config.get(POINT), dict) else dict(config)
+
+
+# ----------------------------------------------------------------------------- storage helpers
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def experiment_path(storage: str | None, name: str) -> str:
+    root = storage or "runs"
+    if _is_uri(root):
+        return root.rstrip("/") + "/" + name
+    return str(Path(root).expanduser().resolve() / name)
+
+
+def _fs(path: str) -> tuple[Any, str]:
+    import pyarrow.fs
+
+    if _is_uri(path):
+        return pyarrow.fs.FileSystem.from_uri(path)
+    return pyarrow.fs.LocalFileSystem(), path
+
+
+def write_text(exp: str, name: str, text: str) -> str:
+    """Write ``name`` into the experiment folder (atomically when local); returns its path."""
+    if not _is_uri(exp):
+        from gan_core.io import atomic_write_text
+
+        atomic_write_text(Path(exp) / name, text)
+        return str(Path(exp) / name)
+    fs, root = _fs(exp)
+    fs.create_dir(root, recursive=True)
+    with fs.open_output_stream(f"{root}/{name}") as f:
+        f.write(text.encode())
+    return f"{exp}/{name}"
+
+
+def read_text(exp: str, name: str) -> str | None:
+    if not _is_uri(exp):
+        p = Path(exp) / name
+        return p.read_text() if p.exists() else None
+    import pyarrow.fs
+
+    fs, root = _fs(exp)
+    if fs.get_file_info(f"{root}/{name}").type == pyarrow.fs.FileType.NotFound:
+        return None
+    with fs.open_input_stream(f"{root}/{name}") as f:
+        return f.read().decode()
+
+
+def optuna_storage_url(exp: str, override: str | None) -> str:
+    """The study's database: --optuna-storage, else SQLite in the experiment folder. SQLite cannot
+    live on s3:// or gs://: for such an experiment the study is a local file under the gansearch
+    cache ($GANSEARCH_CACHE or ~/.cache/gansearch, optuna/<name>-<hash>.db) and a copy goes into
+    the experiment folder at the end."""
+    if override:
+        return override
+    if not _is_uri(exp):
+        Path(exp).mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{Path(exp) / OPTUNA_FILE}"
+    import hashlib
+
+    root = Path(os.environ.get("GANSEARCH_CACHE") or Path.home() / ".cache" / "gansearch").expanduser()
+    name = exp.rstrip("/").rsplit("/", 1)[-1]
+    local = root / "optuna" / f"{name}-{hashlib.sha256(exp.encode()).hexdigest()[:8]}.db"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{local.resolve()}"
+
+
+# ----------------------------------------------------------------------------- building the Tuner
+
+
+def _trial_name(trial: Any) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def _tune_domain(p: FloatParam | IntParam | ChoiceParam) -> Any:
+    if isinstance(p, ChoiceParam):
+        return list(p.choices)
+    if isinstance(p, IntParam):
+        return tune.lograndint(p.low, p.high + 1) if p.log else tune.randint(p.low, p.high + 1)
+    if p.log:
+        return tune.loguniform(p.low, p.high)
+    return tune.quniform(p.low, p.high, p.step) if p.step else tune.uniform(p.low, p.high)
+
+
+def _pbt_population(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
+    """PBT cannot be driven by a searcher (Ray refuses the pair): draw its initial population
+    from the same define-by-run function with Optuna's seeded RandomSampler, base point first."""
+    import optuna
+
+    fn = space.define_by_run(seed)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    for p in space.all_points():
+        study.enqueue_trial(p)
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        fixed = fn(trial)
+        out.append({**trial.params, **fixed})
+        study.tell(trial, 0.0)
+    return out
+
+
+def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
+                 callbacks: list[Any]) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+
+    s = space.search
+    trials = opts.trials or s.trials
+    scheduler_name = opts.scheduler or s.scheduler
+    cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else s.cpus_per_trial
+    metric, mode = space.objective.metric, space.objective.mode
+    param_space: dict[str, Any] = {}
+    search_alg = None
+    if scheduler_name == "pbt":
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        mutable = space.pbt_mutable()
+        if not mutable:
+            raise GansearchError(f"{space.path}: --scheduler pbt: no top-level range or choice over "
+                                 f"keys PBT may change in a running trial ({', '.join(PBT_MUTABLE_PREFIXES)})")
+        # Each member's values sit under one key ("point"): members differ in which conditional
+        # keys they have, and PBT perturbs nested keys in place.
+        scheduler = PopulationBasedTraining(
+            time_attr="images_seen",
+            perturbation_interval=s.pbt_interval_images or 2 * space.budget.eval_every,
+            hyperparam_mutations={POINT: {p.name: _tune_domain(p) for p in mutable}},
+            quantile_fraction=0.25,
+            # Synchronous: the population perturbs together once every member reached the
+            # interval. Asynchronous PBT with more members than slots keeps re-cloning a member
+            # that replays deterministically into the bottom quantile while the leader waits.
+            synch=True,
+        )
+        param_space = {POINT: tune.grid_search(_pbt_population(space, trials, opts.seed))}
+        search_alg = BasicVariantGenerator()
+        trials = 1  # the grid holds the population
+    else:
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+
+        storage = optuna.storages.RDBStorage(optuna_url)
+        search_alg = OptunaSearch(
+            space=space.define_by_run(opts.seed),
+            metric=metric,
+            mode=mode,
+            points_to_evaluate=space.all_points(),
+            sampler=optuna.samplers.TPESampler(seed=opts.seed,
+                                               n_startup_trials=space.n_startup_trials(trials)),
+            study_name=opts.name,
+            storage=storage,
+        )
+        if scheduler_name == "asha":
+            scheduler = ASHAScheduler(
+                time_attr="images_seen",
+                max_t=space.budget.images,
+                grace_period=space.budget.grace_images,
+                reduction_factor=s.reduction_factor,
+            )
+        else:
+            scheduler = FIFOScheduler()
+
+    trainable = tune.with_resources(
+        tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name)),
+        {"cpu": cpus, "gpu": opts.gpus_per_trial},
+    )
+    root, name = exp.rstrip("/").rsplit("/", 1)
+    keep = 4 if scheduler_name == "pbt" else 2  # PBT clones other trials' recent checkpoints
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=metric,
+            mode=mode,
+            search_alg=search_alg,
+            scheduler=scheduler,
+            num_samples=trials,
+            max_concurrent_trials=opts.max_concurrent or s.max_concurrent or _fit(cpus, opts.gpus_per_trial),
+            time_budget_s=opts.time_budget_s or s.time_budget_s,
+            reuse_actors=True,
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=root,
+            failure_config=tune.FailureConfig(max_failures=opts.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
+            sync_config=tune.SyncConfig(sync_artifacts=True, sync_artifacts_on_checkpoint=False),
+            log_to_file=True,
+            verbose=opts.verbose,
+            callbacks=callbacks or None,
+        ),
+    )
+
+
+def _fit(cpus: float, gpus: float) -> int:
+    """How many trials the cluster holds now. Tune lets a searcher keep only one trial pending
+    unless a concurrency limit is set, which would start trials one actor at a time; an
+    autoscaling cluster should pass --max-concurrent for the size it may grow to."""
+    res = ray.cluster_resources()
+    n = res.get("CPU", 1.0) / cpus if cpus > 0 else math.inf
+    if gpus > 0:
+        n = min(n, res.get("GPU", 0.0) / gpus)
+    return max(1, int(n + 1e-9)) if math.isfinite(n) else 1
+
+
+def _init_ray(address: str | None) -> bool:
+    """Start or join Ray unless the caller already did; True if we started it (and stop it)."""
+    if ray.is_initialized():
+        return False
+    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}} if (address and env) else {}
+    ray.init(address=address, **kwargs)
+    return True
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None = None) -> SearchOutcome:
+    """Run a search and write summary.json and best_config.yaml into the experiment folder."""
+    exp = experiment_path(opts.storage, opts.name)
+    if tune.Tuner.can_restore(exp):
+        raise GansearchError(f"--name: experiment {exp} exists; continue it with `gansearch resume {exp}` "
+                             "or pick another --name")
+    scheduler = opts.scheduler or space.search.scheduler
+    if opts.gpus_per_trial < 0 or (opts.cpus_per_trial is not None and opts.cpus_per_trial <= 0):
+        raise GansearchError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    url = optuna_storage_url(exp, opts.optuna_storage)
+    if scheduler != "pbt":
+        import optuna
+
+        if opts.name in optuna.study.get_all_study_names(storage=url):
+            raise GansearchError(f"--name: the Optuna study {opts.name!r} already exists in {url} "
+                                 "(an earlier search of this name?); pick another --name")
+    state = {
+        "version": 1,
+        "name": opts.name,
+        "space_file": space.path,
+        "options": dataclasses.asdict(opts),
+        "scheduler": scheduler,
+        "optuna_storage": None if scheduler == "pbt" else url,
+        "metric": space.objective.metric,
+        "mode": space.objective.mode,
+        "created": time.time(),
+    }
+    started = _init_ray(opts.address)
+    try:
+        tuner = _build_tuner(space, opts, exp, url, list(callbacks or []))
+        write_text(exp, SPACE_FILE, space.text)
+        write_text(exp, BASE_FILE, dump_config(space.base_config))
+        write_text(exp, STATE_FILE, json.dumps(state, indent=2))
+        tuner.fit()
+        return finish(exp, space, url if scheduler != "pbt" else None, state)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def load_experiment(exp: str) -> tuple[Space, dict[str, Any]]:
+    """The space and state a search saved into its experiment folder."""
+    state_text = read_text(exp, STATE_FILE)
+    if state_text is None:
+        raise GansearchError(f"{exp}: not a gansearch experiment (no {STATE_FILE}); "
+                             "give the folder `gansearch search` printed")
+    state = json.loads(state_text)
+    text = read_text(exp, SPACE_FILE) or ""
+    base_text = read_text(exp, BASE_FILE)
+    base = None
+    if base_text is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp, "base.yaml").write_text(base_text)
+            base = load_config(Path(tmp, "base.yaml"))
+    space = parse_space(text, f"{exp}/{SPACE_FILE}", base_config=base, dry_run=0)
+    return space, state
+
+
+def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = False) -> SearchOutcome:
+    """Continue an interrupted search: unfinished trials resume from their latest checkpoints,
+    finished ones are kept, new ones are drawn until the trial count is reached; failed trials
+    stay failed unless ``retry_failed`` (then they resume from their latest checkpoint)."""
+    if not _is_uri(exp):
+        exp = str(Path(exp).expanduser().resolve())
+    space, state = load_experiment(exp)
+    started = _init_ray(address)
+    try:
+        if not tune.Tuner.can_restore(exp):
+            raise GansearchError(f"{exp}: no Ray Tune experiment state to resume")
+        trainable = tune.with_resources(
+            tune.with_parameters(gan_trial, ctx=TrialContext(space, state["scheduler"])),
+            {"cpu": state["options"]["cpus_per_trial"] or space.search.cpus_per_trial,
+             "gpu": state["options"]["gpus_per_trial"]},
+        )
+        tuner = tune.Tuner.restore(exp, trainable, resume_unfinished=True,
+                                   resume_errored=retry_failed, restart_errored=False)
+        tuner.fit()
+        return finish(exp, space, state.get("optuna_storage"), state)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def _reason(error: Any) -> str:
+    """The last ``Type: message`` line of a Ray error trace."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ": " in ln and not ln.startswith(("File ", "^", "~")):
+            return ln
+    return lines[-1] if lines else "unknown error"
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def pick_best(rows: list[TrialRow], mode: str) -> TrialRow | None:
+    """The best trial that did not fail and reported a finite score; None if there is none."""
+    ok = [r for r in rows if r.status in ("completed", "stopped") and _finite(r.score)]
+    if not ok:
+        return None
+    sign = 1.0 if mode == "min" else -1.0
+    return min(ok, key=lambda r: (sign * float(r.score), -r.images_seen, r.trial_id))
+
+
+def collect(exp: str, space: Space) -> list[TrialRow]:
+    """Every trial of the experiment, from Ray Tune's saved state."""
+    metric = space.objective.metric
+    analysis = tune.ExperimentAnalysis(exp, default_metric=metric, default_mode=space.objective.mode)
+    rows = []
+    for t in analysis.trials:
+        last = dict(t.last_result or {})
+        images = int(last.get("images_seen", 0) or 0)
+        status, reason = str(t.status), ""
+        if status == "ERROR":
+            err = t.get_error()
+            reason = _reason(err) if err is not None else "error (no trace saved)"
+            status = "diverged" if "TrialDiverged" in reason else "failed"
+        elif status == "TERMINATED":
+            if images >= space.budget.images:
+                status = "completed"
+            else:
+                status = "stopped"
+                reason = f"stopped early at {images} images"
+        else:
+            status, reason = "unfinished", f"{t.status.lower()} when the search ended"
+        ckpt = t.checkpoint
+        rows.append(TrialRow(
+            trial_id=t.trial_id,
+            status=status,
+            reason=reason,
+            score=last.get(metric) if status != "diverged" else None,
+            images_seen=images,
+            params=trial_params(t.config or {}),
+            path=t.path,
+            checkpoint=ckpt.path if ckpt is not None else None,
+            node_id=last.get("node_id"),
+            metrics={k: v for k, v in last.items() if _finite(v) or isinstance(v, str)},
+        ))
+    return sorted(rows, key=lambda r: r.trial_id)
+
+
+def finish(exp: str, space: Space, optuna_url: str | None, state: dict[str, Any]) -> SearchOutcome:
+    """Summarise the experiment: summary.json, best_config.yaml, the study copied next to it."""
+    rows = collect(exp, space)
+    opts = state.get("options", {})
+    expected = opts.get("trials") or space.search.trials
+    time_limited = bool(opts.get("time_budget_s") or space.search.time_budget_s)
+    best = pick_best(rows, space.objective.mode)
+    best_path = None
+    if best is not None:
+        cfg = space.config_for(best.params)
+        cfg.name = f"{exp.rstrip('/').rsplit('/', 1)[-1]}-best"
+        best_path = write_text(exp, BEST_CONFIG_FILE, dump_config(cfg))
+    # Interrupted: a trial was cut off, or trials were still to come (unless the time budget
+    # ended the search, which is how a time-limited search is meant to end).
+    interrupted = any(r.status == "unfinished" for r in rows) or (len(rows) < expected and not time_limited)
+    summary = {
+        "experiment": exp,
+        "metric": space.objective.metric,
+        "mode": space.objective.mode,
+        "interrupted": interrupted,
+        "best": None if best is None else {**dataclasses.asdict(best), "config": best_path},
+        "counts": {s: sum(r.status == s for r in rows)
+                   for s in ("completed", "stopped", "diverged", "failed", "unfinished")},
+        "trials": [dataclasses.asdict(r) for r in rows],
+    }
+    write_text(exp, SUMMARY_FILE, json.dumps(summary, indent=2, default=str))
+    if optuna_url and optuna_url.startswith("sqlite:///") and _is_uri(exp):
+        import pyarrow.fs
+
+        local = optuna_url[len("sqlite:///"):]
+        fs, root = _fs(exp)
+        pyarrow.fs.copy_files(local, f"{root}/{OPTUNA_FILE}", destination_filesystem=fs)
+    return SearchOutcome(exp, rows, best, best_path, space.objective.metric,
+                         space.objective.mode, interrupted)
+
+
+def format_outcome(out: SearchOutcome) -> str:
+    """The lines ``gansearch search`` and ``resume`` end with."""
+    counts = ", ".join(f"{out.count(s)} {s}" for s in ("completed", "stopped", "diverged", "failed", "unfinished")
+                       if out.count(s))
+    lines = [f"experiment: {out.experiment_path} ({len(out.rows)} trials: {counts or 'none'})"]
+    for r in out.rows:
+        if r.status in ("diverged", "failed"):
+            lines.append(f"  {r.trial_id} {r.status}: {r.reason}")
+    if out.best is None:
+        lines.append("no trial finished with a finite score; nothing to export")
+    else:
+        lines.append(f"best trial: {out.best.trial_id}  {out.metric} = {out.best.score:.6g} "
+                     f"({out.mode}) after {out.best.images_seen} images")
+        lines.append(f"best config: {out.best_config_path}")
+        if out.best.checkpoint:
+            lines.append(f"best checkpoint: {out.best.checkpoint}")
+    if out.interrupted:
+        lines.append(f"interrupted: continue with `gansearch resume {out.experiment_path}`")
+    return "\n".join(lines)

@@ -1,0 +1,80 @@
+"""cluster.yaml: valid under Ray's own cluster-config schema, and shaped as the README promises."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+CLUSTER = Path(__file__).resolve().parents[1] / "cluster.yaml"
+PINS = ("torch==2.14.1", "torchvision==0.29.1", "ray[tune]==2.60.0", "optuna==5.0.0")
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict:
+    return yaml.safe_load(CLUSTER.read_text())
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    import ray.autoscaler
+
+    return json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
+
+
+def test_raw_config_matches_ray_schema(raw, schema):
+    jsonschema.validate(raw, schema)
+
+
+def test_ray_prepares_and_validates_it(raw):
+    """The path `ray up` takes before it talks to AWS: merge AWS defaults, then validate."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    prepared = prepare_config(copy.deepcopy(raw))
+    validate_config(prepared)
+    assert prepared["head_node_type"] == "head"
+    assert prepared["available_node_types"]["head"]["max_workers"] == 0
+
+
+def test_schema_catches_a_misspelt_field(raw, schema):
+    bad = copy.deepcopy(raw)
+    bad["available_node_types"]["gpu_spot"]["max_worker"] = 3
+    with pytest.raises(jsonschema.ValidationError, match="max_worker"):
+        jsonschema.validate(bad, schema)
+
+
+def test_cpu_head_and_gpu_workers_with_spot(raw):
+    types = raw["available_node_types"]
+    head = types[raw["head_node_type"]]
+    assert head["resources"] == {"CPU": 0}  # no trial lands on the head
+    assert not head["node_config"]["InstanceType"].startswith(("g", "p"))
+    spot = types["gpu_spot"]
+    assert spot["node_config"]["InstanceType"] == "g5.xlarge"
+    assert spot["node_config"]["InstanceMarketOptions"] == {"MarketType": "spot"}
+    assert 0 <= spot["min_workers"] <= spot["max_workers"] <= raw["max_workers"]
+    on_demand = types["gpu_on_demand"]
+    assert on_demand["node_config"]["InstanceType"] == "g5.xlarge"
+    assert "InstanceMarketOptions" not in on_demand["node_config"]
+    assert raw["provider"]["type"] == "aws"
+
+
+def test_setup_installs_project_with_exact_pins(raw):
+    setup = " ".join(raw["setup_commands"])
+    words = setup.replace('"', " ").split()
+    for pin in PINS:
+        assert pin in words, pin
+    assert "~/gansearch" in setup
+    assert raw["file_mounts"] == {"~/gansearch": "."}
+    assert ".venv" in raw["rsync_exclude"] and "runs" in raw["rsync_exclude"]
+    assert "2.60.0" in raw["docker"]["image"] and "py311" in raw["docker"]["image"]
+
+
+def test_results_go_to_shared_storage(raw):
+    text = CLUSTER.read_text()
+    assert raw["metadata"]["gansearch_results"].startswith("s3://")
+    assert "--storage s3://YOUR-BUCKET/gansearch" in text
+    assert "--address auto" in text

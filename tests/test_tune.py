@@ -1,0 +1,389 @@
+"""Searches on a real Ray (no mocks): a local Ray with logical GPUs, and a two-node cluster
+started on this machine. Trials run the real gan_core loop and evaluator at tiny width."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from ray.tune import Callback
+
+REPO = Path(__file__).resolve().parents[1]
+RAY_BIN = Path(sys.executable).with_name("ray")
+
+# A tiny dense GAN: a trial takes seconds. eval.n must exceed the metrics' k-NN size.
+TINY = """
+base: mnist-mlp
+budget: {{images: {images}, eval_every: {every}, grace_images: {every}}}
+params:
+  optim.d.lr: {{float: [1.0e-4, 1.0e-2], log: true}}
+  optim.g.lr: {{choice: {g_lrs}}}
+  model.g_depth: {{int: [1, 2]}}
+  model.width: 0.0625
+  model.latent_dim: 16
+  train.batch_size: 32
+  train.log_every: 512
+  train.sample_every: 1024
+  train.checkpoint_every: 0
+  eval.n: 64
+{extra}
+"""
+
+
+def tiny_space(tmp_path: Path, *, images: int = 2048, every: int = 512, extra: str = "", name: str = "tiny",
+               g_lrs: str = "[0.0002, 0.002]"):
+    from search.space import load_space
+
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(TINY.format(images=images, every=every, extra=extra, g_lrs=g_lrs))
+    return load_space(path)
+
+
+def results(trial_path: str) -> list[dict]:
+    lines = Path(trial_path, "result.json").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker_env() -> dict[str, str]:
+    return {k: os.environ[k] for k in ("GANSEARCH_DATA", "GANSEARCH_CACHE", "RAY_DEDUP_LOGS") if k in os.environ} | {
+        "PYTHONPATH": str(REPO)}
+
+
+# ----------------------------------------------------------------------------- pure helpers
+
+
+def test_select_device_falls_back_with_one_warning():
+    from search.tune import select_device
+
+    assert select_device([], False) == ("cpu", None)
+    assert select_device([], True) == ("cpu", None)  # a CPU trial never grabs a GPU
+    assert select_device([1], True) == ("cuda", None)
+    device, note = select_device(["0"], False)
+    assert device == "cpu" and "GPU 0" in note and "no CUDA" in note
+
+
+def test_pick_best_skips_failed_and_non_finite():
+    from search.tune import TrialRow, pick_best
+
+    def row(tid, status, score, images=100):
+        return TrialRow(tid, status, "", score, images, {}, None, None)
+
+    rows = [row("a", "diverged", None), row("b", "completed", float("nan")), row("c", "stopped", 5.0, 50),
+            row("d", "completed", 7.0), row("e", "failed", 1.0), row("f", "unfinished", 0.5)]
+    assert pick_best(rows, "min").trial_id == "c"
+    assert pick_best(rows, "max").trial_id == "d"
+    assert pick_best([row("a", "diverged", None)], "min") is None
+
+
+def test_reason_is_the_last_exception_line():
+    from search.tune import _reason
+
+    trace = ('Traceback (most recent call last):\n  File "x.py", line 3, in f\n    raise X\n'
+             'ray.exceptions.RayTaskError(TrialDiverged): boom\nsearch.tune.TrialDiverged: non-finite loss_g at step 2\n')
+    assert _reason(trace) == "search.tune.TrialDiverged: non-finite loss_g at step 2"
+
+
+def test_pbt_population_starts_with_the_base_point(tmp_path):
+    from search.space import trial_seed
+    from search.tune import _pbt_population
+
+    space = tiny_space(tmp_path)
+    pop = _pbt_population(space, 5, seed=2)
+    assert len(pop) == 5
+    assert pop[0]["optim.d.lr"] == space.base_config.optim.d.lr
+    assert [m["train.seed"] for m in pop] == [trial_seed(2, n) for n in range(5)]
+    assert pop == _pbt_population(space, 5, seed=2)  # repeatable
+    for member in pop:
+        space.config_for(member)
+
+
+def test_pbt_restore_rewrites_only_resumable_hyperparameters(tmp_path):
+    """PBT clones a checkpoint into a trial with perturbed values: the loop must resume with the
+    new learning rate, while any other scheduler keeps the loop's refusal of a changed config."""
+    from ray.tune import Checkpoint
+
+    from gan_core.checkpoint import load_checkpoint
+    from gan_core.errors import GansearchError
+    from gan_core.loop import train
+    from search.tune import TrialContext, _restore, trial_params
+
+    space = tiny_space(tmp_path, images=512, every=256)
+    params = {**space.base_point(), "train.seed": 1}
+
+    def config(**values):
+        cfg = space.config_for({**params, **values})
+        cfg.eval.enabled = False  # the loop, not the metric, is under test here
+        return cfg
+
+    donor = tmp_path / "donor"
+    train(config(), donor, device="cpu", progress=False)  # a finished tiny run: 512 images
+    perturbed = config(**{"optim.d.lr": 3e-3})
+    assert trial_params({"point": params}) == params and trial_params(params) == params
+
+    pbt_dir = tmp_path / "pbt"
+    pbt_dir.mkdir()
+    _restore(Checkpoint.from_directory(donor), pbt_dir, TrialContext(space, "pbt"), perturbed)
+    assert load_checkpoint(pbt_dir)["config"]["optim"]["d"]["lr"] == 3e-3
+    longer = config(**{"optim.d.lr": 3e-3})
+    longer.train.images = 768
+    assert train(longer, pbt_dir, device="cpu", progress=False).images_seen == 768
+
+    asha_dir = tmp_path / "asha"
+    asha_dir.mkdir()
+    _restore(Checkpoint.from_directory(donor), asha_dir, TrialContext(space, "asha"), perturbed)
+    with pytest.raises(GansearchError, match="optim.d.lr"):
+        train(perturbed, asha_dir, device="cpu", progress=False)
+
+
+# ----------------------------------------------------------------------------- a local Ray
+
+
+@pytest.fixture(scope="class")
+def local_ray():
+    """Two CPUs (the machine's) and two logical GPUs that torch cannot see."""
+    import ray
+
+    ray.shutdown()
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": worker_env()})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.usefixtures("local_ray")
+class TestLocal:
+    def test_search_end_to_end_with_a_diverging_trial(self, tmp_path):
+        import optuna
+
+        from gan_core.checkpoint import load_run
+        from gan_core.config import load_config, to_dict
+        from gan_core.errors import GansearchError
+        from search.space import trial_seed
+        from search.tune import BEST_CONFIG_FILE, SUMMARY_FILE, SearchOptions, run_search
+
+        # The base preset runs first, then the point with a 1e30 generator lr (NaN at once).
+        space = tiny_space(tmp_path, extra="points:\n  - {optim.g.lr: 1.0e+30}\n", g_lrs="[0.0002, 0.002, 1.0e+30]")
+        out = run_search(space, SearchOptions(name="e2e", storage=str(tmp_path / "runs"), trials=4, seed=3,
+                                              max_failures=0, verbose=0))
+        rows = {r.trial_id: r for r in out.rows}
+        assert len(rows) == 4 and not out.interrupted
+        diverged = [r for r in out.rows if r.status == "diverged"]
+        assert len(diverged) == 1
+        assert "TrialDiverged: non-finite" in diverged[0].reason and diverged[0].score is None
+        assert diverged[0].params["optim.g.lr"] == 1e30
+        finished = [r for r in out.rows if r.status in ("completed", "stopped")]
+        assert len(finished) == 3 and any(r.status == "completed" for r in finished)
+        assert out.best is not None and out.best.status in ("completed", "stopped")
+        assert out.best.score == min(r.score for r in finished)
+
+        # best_config.yaml round-trips into the typed config, equal to the trial's own config.
+        exp = Path(out.experiment_path)
+        assert out.best_config_path == str(exp / BEST_CONFIG_FILE)
+        best_cfg = load_config(exp / BEST_CONFIG_FILE)
+        expected = space.config_for(out.best.params)
+        assert {k: v for k, v in to_dict(best_cfg).items() if k != "name"} == \
+               {k: v for k, v in to_dict(expected).items() if k != "name"}
+        assert best_cfg.train.images == 2048 and best_cfg.eval.every == 512 and best_cfg.model.width == 0.0625
+        summary = json.loads((exp / SUMMARY_FILE).read_text())
+        assert summary["best"]["trial_id"] == out.best.trial_id
+        assert summary["counts"]["diverged"] == 1
+
+        # Each trial's checkpoint is a real run the toolkit can load; its run folder was synced.
+        run = load_run(out.best.checkpoint)
+        assert run.images_seen == out.best.images_seen
+        assert (Path(out.best.path) / "run" / "samples").is_dir()
+        for r in finished:
+            last = results(r.path)[-1]
+            assert last["torch_threads"] == 1 and last["device"] == "cpu"
+            assert last["images_seen"] == r.images_seen
+
+        # The Optuna study lives in the experiment folder: base point first, the NaN trial failed.
+        study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{exp / 'optuna.db'}")
+        trials = sorted(study.trials, key=lambda t: t.number)
+        assert len(trials) == 4
+        assert trials[0].params["optim.d.lr"] == space.base_config.optim.d.lr
+        assert trials[0].params["optim.g.lr"] == space.base_config.optim.g.lr
+        assert trials[1].params["optim.g.lr"] == 1e30 and trials[1].state == optuna.trial.TrialState.FAIL
+        assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 3
+        # Seeds come from --seed and the Optuna trial number.
+        seeds = {results(r.path)[-1]["trial_seed"] for r in finished}
+        assert seeds <= {trial_seed(3, n) for n in range(4)} and len(seeds) == 3
+
+        # The same --name again is refused (resume it instead), before any trial starts.
+        with pytest.raises(GansearchError, match="gansearch resume"):
+            run_search(space, SearchOptions(name="e2e", storage=str(tmp_path / "runs"), trials=1, verbose=0))
+
+    def test_fractional_logical_gpus_run_four_trials_at_once(self, tmp_path):
+        from search.tune import SearchOptions, run_search
+
+        space = tiny_space(tmp_path, images=16384, every=4096, name="gpu")
+        # A file:// URI takes the code paths of s3:// and gs:// storage (pyarrow, study copied).
+        out = run_search(space, SearchOptions(name="gpus", storage=f"file://{tmp_path / 'runs'}", trials=4,
+                                              cpus_per_trial=0.5, gpus_per_trial=0.5, scheduler="fifo",
+                                              verbose=0))
+        assert [r.status for r in out.rows] == ["completed"] * 4, [(r.status, r.reason) for r in out.rows]
+        spans = []
+        for r in out.rows:
+            last = results(r.path)[-1]
+            assert last["gpu_ids"] in ("0", "1") and last["device"] == "cpu"
+            spans.append((last["started_at"], last["reported_at"]))
+            # Exactly one fallback warning per trial, in the trial's own stderr.
+            stderr = (Path(r.path) / "stderr").read_text()
+            assert stderr.count("torch sees no CUDA device") == 1, stderr[-2000:]
+        # Four trials at once: some moment lies inside every trial's span.
+        assert max(s for s, _ in spans) < min(e for _, e in spans), spans
+        gpus = sorted(results(r.path)[-1]["gpu_ids"] for r in out.rows)
+        assert gpus == ["0", "0", "1", "1"]
+        exp = tmp_path / "runs" / "gpus"
+        assert out.experiment_path == f"file://{exp}"
+        assert (exp / "best_config.yaml").exists() and (exp / "summary.json").exists()
+        assert (exp / "optuna.db").exists()  # the study, copied next to the results
+
+    def test_interrupted_search_resumes_without_repeating_or_losing_trials(self, tmp_path):
+        import optuna
+
+        from search.tune import SearchOptions, resume_search, run_search
+
+        marker = tmp_path / "interrupted-once"
+        space = tiny_space(tmp_path, images=4096, every=1024, extra="search: {scheduler: fifo}\n", name="resume")
+        shared = f"sqlite:///{tmp_path / 'shared-study.db'}"  # --optuna-storage
+        first = run_search(space, SearchOptions(name="resume", storage=str(tmp_path / "runs"), trials=3,
+                                                max_concurrent=1, optuna_storage=shared, verbose=0),
+                           callbacks=[InterruptAfterFirstTrial(str(marker))])
+        assert marker.exists() and first.interrupted
+        done_before = {r.trial_id: r.images_seen for r in first.rows if r.status != "unfinished"}
+        assert marker.read_text() in done_before and len(first.rows) < 3 + 1
+
+        second = resume_search(first.experiment_path)
+        assert not second.interrupted
+        ids = [r.trial_id for r in second.rows]
+        assert len(ids) == len(set(ids)) == 3  # none lost, none repeated
+        for tid, images in done_before.items():  # finished trials were not run again
+            assert next(r for r in second.rows if r.trial_id == tid).images_seen == images
+            assert len(results(next(r.path for r in second.rows if r.trial_id == tid))) == \
+                   len(results(next(r.path for r in first.rows if r.trial_id == tid)))
+        study = optuna.load_study(study_name="resume", storage=shared)
+        assert not (Path(second.experiment_path) / "optuna.db").exists()
+        assert len(study.trials) == 3
+        assert all(t.state.is_finished() for t in study.trials)
+        assert second.best is not None
+
+
+class InterruptAfterFirstTrial(Callback):
+    """Sends this process SIGUSR1 (Tune's graceful stop, what Ctrl+C does) once, after the first
+    trial finishes. The marker file keeps it from firing again in the resumed search, which
+    restores this callback from the pickled run config."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if not os.path.exists(self.marker):
+            Path(self.marker).write_text(trial.trial_id)
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+
+# ----------------------------------------------------------------------------- two nodes
+
+
+NODES_SNIPPET = """
+import json, sys, ray
+ray.init(address=sys.argv[1], include_dashboard=False, log_to_driver=False)
+print(json.dumps(sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])))
+"""
+
+
+@pytest.fixture
+def two_nodes(tmp_path):
+    """A head (1 CPU, custom resource node_a) and a second node (1 CPU, node_b) started with
+    `ray start` on this machine, in their own temp dirs and ports, with token authentication
+    (~/.ray/auth_token) on. `--block` keeps each `ray start` in the foreground and makes it stop
+    its node's processes when terminated; the finalizer does that by process id (a bare
+    `ray stop` would kill every Ray on the machine, other users' too).
+    Yields (address, env for drivers, node ids)."""
+    import ray
+
+    ray.shutdown()
+    port = free_port()
+    env = {**os.environ, **worker_env(), "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+    common = ["--num-cpus=1", "--num-gpus=0", "--block", "--disable-usage-stats",
+              "--node-ip-address=127.0.0.1"]
+    procs: list[subprocess.Popen] = []
+
+    def start(args: list[str], name: str) -> None:
+        log = open(tmp_path / f"{name}.log", "w")
+        procs.append(subprocess.Popen([str(RAY_BIN), "start", *args, *common], env=env, stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True))
+
+    def alive_nodes(address: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-c", NODES_SNIPPET, address], env=env, cwd=REPO,
+                             capture_output=True, text=True, timeout=120)
+        return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else []
+
+    short = Path(tempfile.mkdtemp(prefix="gsr", dir="/tmp"))  # Ray's socket paths must stay < 108 bytes
+    try:
+        head_dir = short / "head"
+        start(["--head", f"--port={port}", f"--temp-dir={head_dir}", "--include-dashboard=false",
+               f"--dashboard-agent-listen-port={free_port()}", '--resources={"node_a": 1}'], "head")
+        address = f"127.0.0.1:{port}"
+        deadline = time.time() + 180
+        while not list(head_dir.glob("session_*/logs/raylet.out")):
+            assert procs[0].poll() is None, (tmp_path / "head.log").read_text()
+            assert time.time() < deadline, "head did not start"
+            time.sleep(0.5)
+        start([f"--address={address}", f"--temp-dir={short / 'node2'}",
+               f"--dashboard-agent-listen-port={free_port()}", '--resources={"node_b": 1}'], "node2")
+        nodes = alive_nodes(address)
+        while len(nodes) < 2:
+            for p, name in zip(procs, ("head", "node2"), strict=True):
+                assert p.poll() is None, (tmp_path / f"{name}.log").read_text()
+            assert time.time() < deadline, "second node did not join"
+            time.sleep(1)
+            nodes = alive_nodes(address)
+        yield address, env, nodes
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)  # the group holds only this node's processes
+                p.wait()
+        shutil.rmtree(short, ignore_errors=True)
+
+
+def test_two_node_cluster_runs_trials_on_both_nodes(two_nodes, tmp_path):
+    """`gansearch search --address` against a real two-node cluster: trials land on both (each
+    node holds one 1-CPU trial, so the two trials that run at once must be on different nodes)."""
+    address, env, nodes = two_nodes
+    assert len(nodes) == 2
+    space = tmp_path / "cluster.yaml"
+    space.write_text(TINY.format(images=4096, every=1024, extra="search: {scheduler: fifo}\n",
+                                 g_lrs="[0.0002, 0.002]"))
+    cmd = [sys.executable, "-m", "search.cli", "search", "--space", str(space), "--name", "cluster",
+           "--storage", str(tmp_path / "runs"), "--trials", "2", "--address", address,
+           "--cpus-per-trial", "1", "--quiet"]
+    out = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "best config:" in out.stdout
+    summary = json.loads((tmp_path / "runs" / "cluster" / "summary.json").read_text())
+    assert summary["counts"]["completed"] == 2
+    used = {t["node_id"] for t in summary["trials"]}
+    assert used == set(nodes), (used, nodes)
