@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The README's main job, end to end on one machine (about 15 minutes on 2 CPU cores):
+#   1. search spaces/quick.yaml (Ray Tune + Optuna TPE + ASHA),
+#   2. review it (leaderboard, importance, Lucic et al. study, plots) and export the winner,
+#   3. retrain the winner locally for its full budget,
+#   4. draw pictures from it (sample grid, morph, arithmetic, quiz, latent walk),
+# and finally say where every output is. `make demo` runs it with the venv first on PATH.
+#
+# Environment: OUT (default out/demo), SPACE (default spaces/quick.yaml), DEMO_FRESH=1 to start
+# over instead of continuing an earlier demo, GANSEARCH_DATA for the dataset root (default: the
+# MNIST embedded in the package), GANSEARCH_CACHE for the metrics' classifier cache.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+OUT=${OUT:-out/demo}
+SPACE=${SPACE:-spaces/quick.yaml}
+NAME=$(basename "$SPACE" .yaml)
+EXP="$OUT/runs/$NAME"
+START=$(date +%s)
+
+if ! command -v gansearch >/dev/null; then
+    echo "demo: the gansearch command is not on PATH; run \`make demo\` (it installs the venv first)" >&2
+    exit 2
+fi
+if [[ "${DEMO_FRESH:-0}" == 1 ]]; then
+    rm -rf "$OUT"
+fi
+mkdir -p "$OUT"
+
+step() {
+    local now=$(( $(date +%s) - START ))
+    printf '\n== [%02d:%02d] %s\n' $((now / 60)) $((now % 60)) "$*"
+}
+
+step "1/5 the reference classifier the metrics use (trained once, then cached)"
+gansearch classifier train --dataset mnist --quiet
+
+step "2/5 search $SPACE (two trials at a time; ASHA stops the weak ones early)"
+if [[ -f "$EXP/gansearch.json" ]]; then
+    echo "continuing the search already in $EXP (DEMO_FRESH=1 starts over)"
+    gansearch resume "$EXP"
+else
+    gansearch search --space "$SPACE" --name "$NAME" --storage "$OUT/runs" --quiet
+fi
+
+step "3/5 review: leaderboard, importance, best score against trials, plots, export of the winner"
+gansearch review "$EXP" --plots "$OUT/plots" --export "$OUT/best.yaml" | tee "$OUT/review.txt"
+
+step "4/5 retrain the winner locally for its full budget"
+gansearch retrain "$OUT/best.yaml" --out "$OUT/best" | tee "$OUT/final.json"
+
+step "5/5 pictures from the retrained generator"
+mkdir -p "$OUT/explore"
+for what in morph arith quiz; do
+    gansearch explore "$OUT/best" "$what" --out "$OUT/explore/$what.png" --seed 0
+done
+gansearch explore "$OUT/best" walk --out "$OUT/explore/walk.gif" --seed 0
+GRID=$(ls "$OUT"/best/samples/step-*.png | tail -n 1)
+cp "$GRID" "$OUT/samples.png"
+
+took=$(( $(date +%s) - START ))
+cat <<EOF
+
+== done in $((took / 60)) min $((took % 60)) s. Everything is under $OUT/:
+  search         $EXP/
+                   summary.json, best_config.yaml, optuna.db (optuna-dashboard sqlite:///$EXP/optuna.db),
+                   trial_<id>/ (result.json, checkpoints, run/samples)
+  review         $OUT/review.txt (leaderboard, importance, Lucic et al. table)
+  plots          $OUT/plots/ (scores, best_vs_time, slice_*, learning_curves, top_samples, lucic)
+  winner config  $OUT/best.yaml
+  retrained run  $OUT/best/ (checkpoint.pt, metrics.jsonl, curves.png, learning.gif, samples/)
+  final metrics  $OUT/final.json
+  sample grid    $OUT/samples.png
+  pictures       $OUT/explore/ (morph.png, arith.png, quiz.png + quiz-answers.png, walk.gif)
+
+Next: gansearch explore $OUT/best morph --out morph.png --seed 1
+      gansearch retrain $OUT/best.yaml --out runs/longer --images 2000000
+EOF

@@ -1,0 +1,67 @@
+"""``gansearch review``: what won a search and why: leaderboard, importance, plots, export."""
+
+from __future__ import annotations
+
+import argparse
+
+from gan_core.errors import GansearchError
+from search.commands._common import formatter
+
+EXAMPLE = """example:
+  gansearch review runs/quick
+  gansearch review runs/quick --plots runs/quick/plots --export best.yaml
+  gansearch review runs/quick --trial 3f2a1c9b --export t3.yaml
+  gansearch retrain best.yaml --out runs/best
+
+prints the leaderboard (rank, trial, score and its parts, the searched hyperparameters, images
+seen, status: completed, stopped early, diverged, failed or unfinished, with reasons), the
+hyperparameter importance from the Optuna study, and the best score against the number of
+trials for each architecture and loss (Lucic et al. 2018). --plots writes scores.png,
+best_vs_time.png, slice_<key>.png per searched key, learning_curves.png and top_samples.png
+(the top K trials), and lucic.png. Reads the folder's files only, so a search still running,
+an interrupted one, or one copied from a cluster's storage can be reviewed; nothing in it is
+changed."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("review", help="leaderboard, importance, plots and export of a search",
+                       description=__doc__, epilog=EXAMPLE, formatter_class=formatter())
+    p.add_argument("experiment", metavar="EXPERIMENT_PATH", help="the folder `gansearch search` printed")
+    p.add_argument("--top", type=int, default=5, metavar="K", help="trials in the learning curves and samples")
+    p.add_argument("--export", metavar="FILE.yaml", help="write the best (or --trial) trial's config here")
+    p.add_argument("--trial", metavar="ID", help="export this trial instead of the best")
+    p.add_argument("--plots", metavar="DIR", help="write the PNG plots here")
+    p.add_argument("--include-stopped", action="store_true",
+                   help="count early-stopped trials (at their last score) in the Lucic et al. study")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from search import review
+
+    if args.top < 1:
+        raise GansearchError(f"--top: must be >= 1, got {args.top}")
+    if args.trial and not args.export:
+        raise GansearchError("--trial: only used with --export FILE.yaml (which trial's config to write)")
+    if args.export and not args.export.endswith((".yaml", ".yml")):
+        raise GansearchError(f"--export: {args.export!r} must end in .yaml")
+    exp = review.load_experiment(args.experiment)
+    if args.trial:
+        exp.trial(args.trial)  # a bad ID fails before anything is printed or written
+    print(review.format_leaderboard(exp, args.top))
+    print()
+    print(review.format_importance(*review.importance(exp)))
+    print()
+    groups = review.lucic_groups(exp, include_stopped=args.include_stopped)
+    print(review.format_lucic(exp, groups, args.include_stopped))
+    if args.export:
+        t, _ = review.export_config(exp, args.export, args.trial)
+        print()
+        print(f"exported trial {t.trial_id} ({review.status_text(t)}, {exp.metric} {review.fmt(t.score)}) "
+              f"to {args.export}; train it for the full budget with:\n"
+              f"  gansearch retrain {args.export} --out runs/{exp.name}-{t.trial_id}")
+    if args.plots:
+        paths = review.write_plots(exp, args.plots, top=args.top, include_stopped=args.include_stopped)
+        print()
+        print(f"plots in {args.plots}: " + ", ".join(p.name for p in paths))
+    return 0

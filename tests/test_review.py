@@ -1,0 +1,254 @@
+"""review on a tiny real search (Ray Tune + Optuna + the real loop and evaluator, no mocks):
+leaderboard, statuses, export round trip into retrain, importance, the Lucic et al. study, plots,
+and experiments that are running, interrupted or copied elsewhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+from ray.tune import Callback
+
+from gan_core.config import load_config, to_dict
+from search import review
+from search.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Two architectures x two losses (the Lucic groups), a learning rate, and a generator lr choice
+# whose 1e30 point diverges at once. ASHA stops some trials at 256 images.
+SPACE = """
+base: mnist-mlp
+budget: {images: 512, eval_every: 256, grace_images: 256}
+params:
+  optim.d.lr: {float: [1.0e-4, 1.0e-2], log: true}
+  optim.g.lr: {choice: [0.0002, 0.0005, 0.001, 0.002, 1.0e+30]}
+  model.arch:
+    choice: [mlp, dcgan-upsample]
+    when:
+      mlp: {model.g_depth: {int: [1, 2]}}
+  loss.name: {choice: [bce, lsgan]}
+  model.width: 0.0625
+  model.latent_dim: 16
+  train.batch_size: 32
+  train.log_every: 256
+  train.sample_every: 512
+  train.checkpoint_every: 0
+  eval.n: 64
+points:
+  - {optim.g.lr: 1.0e+30}
+search: {trials: 6, reduction_factor: 2}
+"""
+
+
+class MidSearchReview(Callback):
+    """Reviews the experiment folder from the driver while the search is running."""
+
+    def __init__(self, exp: Path) -> None:
+        self.exp = exp
+        self.seen = 0
+        self.text: str | None = None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.seen += 1
+        if self.seen == 3 and self.text is None:
+            self.text = review.format_leaderboard(review.load_experiment(self.exp))
+
+
+@pytest.fixture(scope="module")
+def search(tmp_path_factory):
+    import ray
+
+    from search.space import load_space
+    from search.tune import SearchOptions, run_search
+
+    root = tmp_path_factory.mktemp("review")
+    (root / "tiny.yaml").write_text(SPACE)
+    space = load_space(root / "tiny.yaml")
+    env = {k: os.environ[k] for k in ("GANSEARCH_DATA", "GANSEARCH_CACHE") if k in os.environ}
+    ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {**env, "PYTHONPATH": str(REPO)}})
+    try:
+        live = MidSearchReview(root / "runs" / "tiny")
+        outcome = run_search(space, SearchOptions(name="tiny", storage=str(root / "runs"), seed=1,
+                                                  max_failures=0, verbose=0), callbacks=[live])
+    finally:
+        ray.shutdown()
+    return Path(outcome.experiment_path), outcome, live
+
+
+def test_statuses_agree_with_the_search(search):
+    path, outcome, _ = search
+    exp = review.load_experiment(path)
+    assert len(exp.trials) == 6
+    ours = {t.trial_id: (t.status, t.score) for t in exp.trials}
+    theirs = {r.trial_id: (r.status, r.score) for r in outcome.rows}
+    assert ours == theirs  # read from the files alone, the same as search/tune.py's Ray-based view
+    assert exp.count("diverged") >= 1 and exp.count("completed") >= 1 and exp.count("failed") == 0
+    assert exp.best().trial_id == outcome.best.trial_id
+    assert [p.key for p in exp.searched] == ["optim.d.lr", "optim.g.lr", "model.arch", "model.g_depth",
+                                             "loss.name"]
+
+
+def test_leaderboard(search, capsys):
+    path, outcome, _ = search
+    assert main(["review", str(path)]) == 0
+    out = capsys.readouterr().out
+    board = out.split("hyperparameter importance")[0]
+    header = next(line for line in board.splitlines() if line.startswith("rank"))
+    for col in ("trial", "score", "cis", "precision", "recall", "d.lr", "g.lr", "arch", "g_depth", "loss",
+                "images", "status"):
+        assert col in header.split(), col
+    assert "score = cfd_64" in board.splitlines()[0]
+    first = next(line for line in board.splitlines() if line.lstrip().startswith("1 "))
+    assert outcome.best.trial_id in first
+    diverged = next(r for r in outcome.rows if r.status == "diverged")
+    assert f"{diverged.trial_id} diverged: non-finite" in board
+    for r in outcome.rows:
+        if r.status == "stopped":
+            assert f"{r.trial_id} stopped early: at {r.images_seen} of 512 images" in board
+    assert f"best: trial {outcome.best.trial_id}" in board
+    done = sum(r.status != "diverged" for r in outcome.rows)  # ASHA-stopped trials are complete for Optuna
+    note = (f"Optuna PED-ANOVA importance over {done} completed trials" if done >= 5
+            else f"too few completed Optuna trials for importance ({done}, need 5)")
+    assert note in out
+    assert "Are GANs Created Equal?" in out
+
+
+def test_export_round_trips_into_retrain(search, tmp_path, capsys):
+    path, outcome, _ = search
+    assert main(["review", str(path), "--export", str(tmp_path / "best.yaml")]) == 0
+    assert f"exported trial {outcome.best.trial_id}" in capsys.readouterr().out
+    cfg = load_config(tmp_path / "best.yaml")
+    best = load_config(path / "best_config.yaml")  # written by the search itself
+    assert {k: v for k, v in to_dict(cfg).items() if k != "name"} == \
+           {k: v for k, v in to_dict(best).items() if k != "name"}
+    assert cfg.name == f"tiny-{outcome.best.trial_id}" and cfg.train.images == 512
+    assert main(["retrain", str(tmp_path / "best.yaml"), "--out", str(tmp_path / "again"), "--steps", "2",
+                 "--no-eval", "--quiet"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["status"] == "completed" and line["images_seen"] == 2 * cfg.train.batch_size
+
+    other = next(r for r in outcome.rows if r.trial_id != outcome.best.trial_id and r.status != "diverged")
+    assert main(["review", str(path), "--export", str(tmp_path / "t.yaml"), "--trial", f"trial_{other.trial_id}"]) == 0
+    capsys.readouterr()
+    data = yaml.safe_load((tmp_path / "t.yaml").read_text())
+    assert data["optim"]["d"]["lr"] == other.params["optim.d.lr"]
+    assert data["train"]["seed"] == other.metrics["trial_seed"]
+
+
+def test_plots(search, tmp_path, capsys):
+    path, outcome, _ = search
+    assert main(["review", str(path), "--plots", str(tmp_path / "p"), "--top", "3"]) == 0
+    capsys.readouterr()
+    names = sorted(p.name for p in (tmp_path / "p").iterdir())
+    assert names == sorted(["scores.png", "best_vs_time.png", "learning_curves.png", "top_samples.png",
+                            "lucic.png", "slice_optim.d.lr.png", "slice_optim.g.lr.png", "slice_model.arch.png",
+                            "slice_model.g_depth.png", "slice_loss.name.png"])
+    for name in names:
+        with Image.open(tmp_path / "p" / name) as im:
+            assert im.format == "PNG" and im.width >= 400 and im.height >= 150, name
+    with Image.open(tmp_path / "p" / "top_samples.png") as im:  # three labelled 4x4 grids side by side
+        assert im.width >= 3 * 4 * 56
+
+
+def test_lucic_study(search, capsys):
+    path, outcome, _ = search
+    exp = review.load_experiment(path)
+    groups = review.lucic_groups(exp)
+    assert [(g.arch, g.loss) for g in groups] == [("mlp", "bce"), ("mlp", "lsgan"),
+                                                  ("dcgan-upsample", "bce"), ("dcgan-upsample", "lsgan")]
+    assert sum(len(g.scores) for g in groups) == exp.count("completed")
+    assert sum(len(g.scores) + g.left_out for g in groups) == len(exp.trials)
+    wide = review.lucic_groups(exp, include_stopped=True)
+    assert sum(len(g.scores) for g in wide) == exp.count("completed") + exp.count("stopped")
+    text = review.format_lucic(exp, groups)
+    assert "arch" in text and "n=1" in text and "dcgan-upsample" in text
+
+
+def test_best_of_n_matches_bootstrap():
+    scores = [5.0, 1.0, 3.0, 8.0, 2.0]
+    mean, lo, hi = review.best_of_n(scores, 1)
+    assert mean == pytest.approx(sum(scores) / 5) and lo == 1.0 and hi == 8.0
+    assert review.best_of_n(scores, 50)[0] == pytest.approx(1.0, abs=1e-3)
+    rng = random.Random(0)
+    for n in (2, 3):
+        boot = sum(min(rng.choice(scores) for _ in range(n)) for _ in range(40000)) / 40000
+        assert review.best_of_n(scores, n)[0] == pytest.approx(boot, abs=0.05)
+    assert review.best_of_n([0.2, 0.9], 2, mode="max")[0] == pytest.approx(0.9 * 0.75 + 0.2 * 0.25)
+
+
+def test_review_while_running(search):
+    _, _, live = search
+    assert live.text is not None and "rank" in live.text  # reviewed mid-search without an error
+
+
+def test_interrupted_or_copied_experiment(search, tmp_path, capsys):
+    path, outcome, _ = search
+    copy = tmp_path / "from-the-cluster"
+    shutil.copytree(path, copy)
+    # As if the driver died: no summary, no Ray state, no study, and a result line cut in half.
+    (copy / "summary.json").unlink()
+    (copy / "optuna.db").unlink()
+    for f in copy.glob("experiment_state-*.json"):
+        f.unlink()
+    best = outcome.best.trial_id
+    result = copy / f"trial_{best}" / "result.json"
+    text = result.read_text()
+    result.write_text(text + text.splitlines()[0][:40])
+    exp = review.load_experiment(copy)
+    statuses = {t.trial_id: t.status for t in exp.trials}
+    for r in outcome.rows:
+        want = {"stopped": "unfinished"}.get(r.status, r.status)  # without Ray's state: unknown fate
+        assert statuses[r.trial_id] == want, (r.trial_id, r.status, statuses[r.trial_id])
+    assert exp.best().trial_id == best
+    rows, note = review.importance(exp)
+    assert "no Optuna study" in note
+    finished = [r for r in outcome.rows if r.status in ("completed", "stopped")]
+    (path_copy := tmp_path / "no-study").mkdir()
+    shutil.copytree(path, path_copy, dirs_exist_ok=True)
+    (path_copy / "optuna.db").unlink()
+    rows, note = review.importance(review.load_experiment(path_copy))
+    if len(finished) >= 3:  # the fallback: rank correlations over the finished trials
+        assert "Spearman" in note and rows and all(0 <= v <= 1 for _, v in rows)
+    assert main(["review", str(copy), "--export", str(tmp_path / "b.yaml")]) == 0
+    assert "running or interrupted" in capsys.readouterr().out or outcome.count("stopped") == 0
+
+
+def test_explore_a_trial_folder(search, tmp_path):
+    from search.explore import explore
+
+    path, outcome, _ = search
+    out = explore(path / f"trial_{outcome.best.trial_id}", "morph", tmp_path / "m.png")[0]
+    with Image.open(out) as im:
+        assert im.width >= 10 * 112
+
+
+@pytest.mark.parametrize("what, message", [
+    ("missing", "no such experiment folder"),
+    ("empty", "not a gansearch experiment (no gansearch.json)"),
+    ("trial", "this is one trial's folder; review its experiment"),
+    ("s3://bucket/exp", "review reads a local folder; copy the experiment first"),
+])
+def test_not_an_experiment_is_one_line(search, tmp_path, capsys, what, message):
+    path, outcome, _ = search
+    (tmp_path / "empty").mkdir()
+    arg = {"missing": str(tmp_path / "nope"), "empty": str(tmp_path / "empty"),
+           "trial": str(path / f"trial_{outcome.best.trial_id}")}.get(what, what)
+    assert main(["review", arg]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_bad_trial_id(search, tmp_path, capsys):
+    path, _, _ = search
+    assert main(["review", str(path), "--export", str(tmp_path / "x.yaml"), "--trial", "nope"]) == 2
+    assert "--trial: 'nope' is not a trial of" in capsys.readouterr().err
+    assert not (tmp_path / "x.yaml").exists()
