@@ -3,7 +3,7 @@
 #   1. search spaces/quick.yaml (Ray Tune + Optuna TPE + ASHA),
 #   2. review it (leaderboard, importance, Lucic et al. study, plots) and export the winner,
 #   3. retrain the winner locally for its full budget,
-#   4. draw pictures from it (sample grid, morph, arithmetic, quiz, latent walk),
+#   4. draw pictures from it (a sample grid, morph, arithmetic, quiz, latent walk),
 # and finally say where every output is. `make demo` runs it with the venv first on PATH.
 #
 # Environment: OUT (default out/demo), SPACE (default spaces/quick.yaml), DEMO_FRESH=1 to start
@@ -46,6 +46,11 @@ fi
 step "3/5 review: leaderboard, importance, best score against trials, plots, export of the winner"
 gansearch review "$EXP" --plots "$OUT/plots" --export "$OUT/best.yaml" | tee "$OUT/review.txt"
 
+# One torch thread from here on: this small dense GAN gains little from a second one, and on a
+# machine that is busy with anything else two threads spinning against each other are ten times
+# slower (the search's trials already run one thread each).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
 step "4/5 retrain the winner locally for its full budget"
 gansearch retrain "$OUT/best.yaml" --out "$OUT/best" | tee "$OUT/final.json"
 
@@ -55,8 +60,7 @@ for what in morph arith quiz; do
     gansearch explore "$OUT/best" "$what" --out "$OUT/explore/$what.png" --seed 0
 done
 gansearch explore "$OUT/best" walk --out "$OUT/explore/walk.gif" --seed 0
-GRID=$(ls "$OUT"/best/samples/step-*.png | tail -n 1)
-cp "$GRID" "$OUT/samples.png"
+gansearch explore "$OUT/best" samples --out "$OUT/samples.png" --seed 0
 
 took=$(( $(date +%s) - START ))
 cat <<EOF

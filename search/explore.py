@@ -44,6 +44,8 @@ class Mode:
 
 
 MODES: dict[str, Mode] = {m.name: m for m in (
+    Mode("samples", ".png", False, "a grid of samples: 8x8, or for conditional runs one row per noise "
+                                   "vector and one column per class (seed 004)"),
     Mode("morph", ".png", False, "a noise vector swept from all -1 to all +1 in ten steps (seed 002)"),
     Mode("arith", ".png", False, "images of noise vectors a, b and b - a (seed 002)"),
     Mode("quiz", ".png", False, "40 real and generated images mixed at random, plus FILE-answers.png "
@@ -188,6 +190,27 @@ def ease(t: float) -> float:
 
 
 # ----------------------------------------------------------------------------- the pictures
+
+
+def samples(G: Generator, *, seed: int = 0, label: int | None = None) -> Image.Image:
+    """A grid of samples: 8x8 (unconditional runs, or one ``label``), or seed 004's figure for
+    conditional runs: ten noise vectors (rows) drawn as every class (columns)."""
+    label = _check_label(G, label, "samples")
+    gen = torch.Generator().manual_seed(seed)
+    if G.conditional and label is None:
+        k = G.num_classes
+        z = _latent(G, 10, gen).repeat_interleave(k, dim=0)
+        labels = torch.arange(k).repeat(10)
+        ncol, cols, title = k, [str(c) for c in range(k)], "samples: one noise vector per row, one class per column"
+    else:
+        z = _latent(G, 64, gen)
+        labels = _labels(G, 64, label)
+        ncol, cols = 8, None
+        title = "64 samples" + (f" of class {label}" if label is not None else "")
+    images = generate(G, len(z), z=z, labels=labels)
+    s = scale_for(G.shape[1], 84)
+    page, _ = labelled_grid([to_image(x, s) for x in images], ncol, title=title, col_labels=cols, gap=4)
+    return page
 
 
 def morph(G: Generator, *, label: int | None = None, steps: int = 10) -> Image.Image:
@@ -382,6 +405,9 @@ def explore(run_dir: str | Path, what: str, out: str | Path, *, classes: Sequenc
     G = run.G.cpu().eval()
     if what in ("interpolate", "clock"):
         _need_conditional(G, what)
+    if what == "samples":
+        viz.save_png(samples(G, seed=seed, label=label), out)
+        return [out]
     if what == "morph":
         viz.save_png(morph(G, label=label), out)
         return [out]

@@ -902,7 +902,7 @@ def plot_lucic(exp: Experiment, groups: list[Group], path: Path) -> Path:
     else:
         ax.text(0.5, 0.5, "no completed trials yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("number of trials (budget)")
-    ax.set_ylabel(f"expected best {exp.metric}")
+    ax.set_ylabel(f"expected best {exp.metric} ({'lower' if exp.mode == 'min' else 'higher'} is better)")
     ax.set_title("best score against the number of trials (Lucic et al. 2018); band: 10-90 %")
     ax.grid(alpha=0.3)
     fig.tight_layout()

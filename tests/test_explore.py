@@ -52,6 +52,9 @@ def test_png_modes_on_every_architecture(runs, arch, tmp_path):
         assert im.width >= 10 * TILE
         assert im.height >= (10 if arch == "cgan" else 1) * TILE
         assert im.height < (12 if arch == "cgan" else 2) * TILE
+    with Image.open(ex.explore(runs[arch], "samples", tmp_path / "s.png")[0]) as im:
+        side = 10 if arch == "cgan" else 8  # conditional: ten noise rows x ten classes
+        assert side * 84 <= im.width < (side + 1) * 84 and side * 84 <= im.height < (side + 1.5) * 84
     with Image.open(ex.explore(runs[arch], "arith", tmp_path / "a.png")[0]) as im:
         assert im.width >= 3 * 2 * TILE and 2 * TILE <= im.height < 3 * TILE  # a, b, b - a
     q, answers = ex.explore(runs[arch], "quiz", tmp_path / "q.png", seed=3)
@@ -114,7 +117,7 @@ def test_slerp_and_ease():
     "args, message",
     [
         (["interpolate", "7", "9", "--out", "i.png"], "needs a conditional run (arch cgan)"),
-        (["clock", "--out", "c.gif"], "modes that work here: morph, arith, quiz, walk"),
+        (["clock", "--out", "c.gif"], "modes that work here: samples, morph, arith, quiz, walk"),
         (["morph", "--out", "m.gif"], "--out: morph writes a PNG; give a file ending in .png"),
         (["walk", "--out", "w.png"], "--out: walk writes an animated GIF"),
         (["morph", "--label", "3", "--out", "m.png"], "--label: morph on an unconditional run"),

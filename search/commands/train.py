@@ -35,9 +35,16 @@ def add_budget_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", metavar="D", help="dataset root (default: $GANSEARCH_DATA, then the embedded MNIST)")
     p.add_argument("--no-eval", action="store_true", help="skip the classifier-based evaluation")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads (default: torch's, one per core; 1 is faster on a busy machine)")
 
 
 def train_and_report(cfg, args: argparse.Namespace) -> int:
+    """Train with the budget flags applied, print one JSON line; exit 1 diverged, 130 interrupted."""
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     extra = budget_overrides(args, cfg)
     if args.no_eval:
         extra.append("eval.enabled=false")
@@ -47,7 +54,9 @@ def train_and_report(cfg, args: argparse.Namespace) -> int:
     print(json.dumps({"status": result.status, "reason": result.reason, "step": result.step,
                       "images_seen": result.images_seen, "run_dir": str(args.out),
                       **{k: v for k, v in result.metrics.items() if k not in ("step", "images_seen")}}))
-    return 0 if result.status != "diverged" else 1
+    if result.status == "diverged":
+        return 1
+    return 130 if result.reason == "interrupted" else 0
 
 
 def run(args: argparse.Namespace) -> int:
