@@ -68,7 +68,10 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--presets", nargs="*", default=PRESETS, choices=preset_names())
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     peak = matmul_peak()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; matmul peak {peak:.1f} GFLOP/s fp32\n")
     print("| preset | batch | steps/s | images/s | GFLOP/s | share of matmul peak |")
