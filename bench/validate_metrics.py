@@ -12,7 +12,8 @@ of all 10k test images; precision/recall against the first n):
 
 Usage::
 
-    .venv/bin/python bench/validate_metrics.py --datasets mnist fashion --n 5000 [--gan-steps 300]
+    .venv/bin/python bench/validate_metrics.py --datasets mnist fashion --n 5000
+    .venv/bin/python bench/validate_metrics.py --gan-steps 300 --gan-set model.width=0.25 --gan-set train.batch_size=64
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def shuffled_pixels(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
     return flat.gather(1, idx).reshape(x.shape)
 
 
-def gan_samples(name: str, steps: int, n: int) -> torch.Tensor:
+def gan_samples(name: str, steps: int, n: int, overrides: list[str]) -> torch.Tensor:
     """Samples of the dataset's preset generator after ``steps`` training steps (no evaluation)."""
     import tempfile
 
@@ -49,7 +50,7 @@ def gan_samples(name: str, steps: int, n: int) -> torch.Tensor:
     from gan_core.config import apply_overrides, load_preset
     from gan_core.loop import train
 
-    cfg = load_preset(PRESETS[name])
+    cfg = apply_overrides(load_preset(PRESETS[name]), overrides)
     cfg = apply_overrides(cfg, [
         f"data.name={name}", f"train.images={steps * cfg.train.batch_size}", "eval.enabled=false",
         "train.sample_every=0", "train.checkpoint_every=0",
@@ -59,7 +60,8 @@ def gan_samples(name: str, steps: int, n: int) -> torch.Tensor:
         return generate(load_run(tmp).G, n, seed=0)
 
 
-def rows_for(name: str, n: int, gan_steps: int) -> tuple[Evaluator, list[tuple[str, dict[str, float]]]]:
+def rows_for(name: str, n: int, gan_steps: int,
+             gan_set: list[str]) -> tuple[Evaluator, list[tuple[str, dict[str, float]]]]:
     data = DataConfig(name=name)
     ev = Evaluator(data)
     train_x, train_y = load_dataset(data, "train").take(None)
@@ -76,7 +78,8 @@ def rows_for(name: str, n: int, gan_steps: int) -> tuple[Evaluator, list[tuple[s
     ]
     if gan_steps > 0 and name in PRESETS:
         start = time.perf_counter()
-        sets.append((f"GAN {PRESETS[name]}, {gan_steps} steps", gan_samples(name, gan_steps, n)))
+        label = f"GAN {PRESETS[name]}, {gan_steps} steps" + (f" ({', '.join(gan_set)})" if gan_set else "")
+        sets.append((label, gan_samples(name, gan_steps, n, gan_set)))
         print(f"[{name}] trained the GAN for {gan_steps} steps in {time.perf_counter() - start:.0f} s",
               file=sys.stderr)
     rows = []
@@ -109,13 +112,15 @@ def main() -> int:
     p.add_argument("--datasets", nargs="+", default=["mnist", "fashion"])
     p.add_argument("--n", type=int, default=5000)
     p.add_argument("--gan-steps", type=int, default=0, help="also score a preset GAN after this many steps")
+    p.add_argument("--gan-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for that GAN, e.g. model.width=0.25 (repeatable)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     results = []
     for name in args.datasets:
         start = time.perf_counter()
-        ev, rows = rows_for(name, args.n, args.gan_steps)
+        ev, rows = rows_for(name, args.n, args.gan_steps, args.gan_set)
         results.append((name, ev, rows))
         print(f"[{name}] {time.perf_counter() - start:.0f} s", file=sys.stderr)
     print(markdown(results))

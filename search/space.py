@@ -215,10 +215,11 @@ class Space:
         return out
 
     def pbt_mutable(self) -> list[Param]:
-        """Top-level ranges and choices PBT may perturb in a running trial."""
+        """Top-level ranges and choices PBT may perturb in a running trial (not the optimiser's
+        kind: its state cannot carry over)."""
         return [p for p in self.params
                 if not isinstance(p, FixedParam) and p.key.startswith(PBT_MUTABLE_PREFIXES)
-                and not (isinstance(p, ChoiceParam) and p.branches)]
+                and not p.key.endswith(".name") and not (isinstance(p, ChoiceParam) and p.branches)]
 
     def n_startup_trials(self, trials: int) -> int:
         if self.search.n_startup_trials is not None:

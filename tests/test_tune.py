@@ -142,6 +142,9 @@ def test_pbt_restore_rewrites_only_resumable_hyperparameters(tmp_path):
     longer = config(**{"optim.d.lr": 3e-3})
     longer.train.images = 768
     assert train(longer, pbt_dir, device="cpu", progress=False).images_seen == 768
+    state = load_checkpoint(pbt_dir)  # the perturbed rate was used, not the donor's
+    assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(3e-3)
+    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(space.base_config.optim.g.lr)
 
     asha_dir = tmp_path / "asha"
     asha_dir.mkdir()
@@ -178,8 +181,9 @@ class TestLocal:
 
         # The base preset runs first, then the point with a 1e30 generator lr (NaN at once).
         space = tiny_space(tmp_path, extra="points:\n  - {optim.g.lr: 1.0e+30}\n", g_lrs="[0.0002, 0.002, 1.0e+30]")
+        killer = KillFirstWorker()  # and the first trial's worker process dies after one report
         out = run_search(space, SearchOptions(name="e2e", storage=str(tmp_path / "runs"), trials=4, seed=3,
-                                              max_failures=0, verbose=0))
+                                              max_failures=1, verbose=0), callbacks=[killer])
         rows = {r.trial_id: r for r in out.rows}
         assert len(rows) == 4 and not out.interrupted
         diverged = [r for r in out.rows if r.status == "diverged"]
@@ -190,6 +194,13 @@ class TestLocal:
         assert len(finished) == 3 and any(r.status == "completed" for r in finished)
         assert out.best is not None and out.best.status in ("completed", "stopped")
         assert out.best.score == min(r.score for r in finished)
+
+        # The crashed worker did not end the search: its trial resumed from its checkpoint in a
+        # new process and finished.
+        killed = next(r for r in out.rows if r.trial_id == killer.trial_id)
+        assert killed.status in ("completed", "stopped")
+        pids = [res["pid"] for res in results(killed.path)]
+        assert pids[0] == killer.pid and pids[-1] != killer.pid
 
         # best_config.yaml round-trips into the typed config, equal to the trial's own config.
         exp = Path(out.experiment_path)
@@ -282,6 +293,19 @@ class TestLocal:
         assert len(study.trials) == 3
         assert all(t.state.is_finished() for t in study.trials)
         assert second.best is not None
+
+
+class KillFirstWorker(Callback):
+    """SIGKILLs the worker process of the first trial that reports (a crashed worker)."""
+
+    def __init__(self) -> None:
+        self.trial_id: str | None = None
+        self.pid: int | None = None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.pid is None:
+            self.trial_id, self.pid = trial.trial_id, result["pid"]
+            os.kill(self.pid, signal.SIGKILL)
 
 
 class InterruptAfterFirstTrial(Callback):
