@@ -343,7 +343,7 @@ def parse_space(text: str, where: str = "<space>", *, base_dir: Path | None = No
     space.params = checker.scope(data["params"], "params", conditions=(), taken=set())
     space.points = [_user_point(space, p, i, where) for i, p in enumerate(_as_list(data.get("points"), where))]
     if dry_run:
-        _dry_run(space, dry_run)
+        _drawn(space, dry_run)
     return space
 
 
@@ -716,35 +716,10 @@ def _user_point(space: Space, data: dict[str, Any], index: int, where: str) -> d
     return point
 
 
-def _dry_run(space: Space, draws: int) -> None:
-    """Validate the points and ``draws`` random draws into Config: combinations a single key's
-    check cannot see (e.g. balance.lower above balance.upper) are refused before Ray starts."""
-    import optuna
-
-    fn = space.define_by_run(seed=0)
-    was = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-        points = space.all_points()
-        for point in points:
-            study.enqueue_trial(point)
-        for _ in range(len(points) + draws):
-            trial = study.ask()
-            fixed = fn(trial)
-            try:
-                space.config_for({**trial.params, **fixed})
-            except ConfigError as exc:
-                shown = ", ".join(f"{key_of(k)}={v}" for k, v in trial.params.items())
-                raise GansearchError(f"{space.path}: params: a drawn combination is invalid: {exc} "
-                                     f"(drawn: {shown or 'base values'})") from None
-            study.tell(trial, 0.0)
-    finally:
-        optuna.logging.set_verbosity(was)
-
-
 def _drawn(space: Space, draws: int) -> list[tuple[Config, dict[str, Any]]]:
-    """The points and ``draws`` seeded random draws, as (Config, Optuna params)."""
+    """The points and ``draws`` seeded random draws as (Config, drawn values); a draw that does
+    not validate into Config (e.g. balance.lower above balance.upper, which no single key's
+    check can see) is refused here, before Ray starts."""
     import optuna
 
     fn = space.define_by_run(seed=0)
@@ -759,11 +734,19 @@ def _drawn(space: Space, draws: int) -> list[tuple[Config, dict[str, Any]]]:
         for _ in range(len(points) + draws):
             trial = study.ask()
             fixed = fn(trial)
-            out.append((space.config_for({**trial.params, **fixed}), dict(trial.params)))
+            try:
+                out.append((space.config_for({**trial.params, **fixed}), dict(trial.params)))
+            except ConfigError as exc:
+                raise GansearchError(f"{space.path}: params: a drawn combination is invalid: {exc} "
+                                     f"(drawn: {_shown(trial.params)})") from None
             study.tell(trial, 0.0)
     finally:
         optuna.logging.set_verbosity(was)
     return out
+
+
+def _shown(params: dict[str, Any]) -> str:
+    return ", ".join(f"{key_of(k)}={v}" for k, v in params.items()) or "base values"
 
 
 def check_models(space: Space, draws: int = DRY_RUN_DRAWS) -> None:
@@ -788,9 +771,8 @@ def check_models(space: Space, draws: int = DRY_RUN_DRAWS) -> None:
             with torch.device("meta"):
                 models.build(cfg.model, data.shape, data.num_classes)
         except GansearchError as exc:
-            shown = ", ".join(f"{key_of(k)}={v}" for k, v in params.items())
             raise GansearchError(f"{space.path}: params: a drawn combination cannot be built: {exc} "
-                                 f"(drawn: {shown or 'base values'})") from None
+                                 f"(drawn: {_shown(params)})") from None
 
 
 def _describe(params: tuple[Param, ...], indent: str) -> list[str]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import math
 import os
 import shutil
@@ -53,8 +52,6 @@ from search.space import (
     Space,
     parse_space,
 )
-
-logger = logging.getLogger("gansearch.search")
 
 STATE_FILE = "gansearch.json"
 SPACE_FILE = "space.yaml"
@@ -374,16 +371,20 @@ def _pbt_population(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
     import optuna
 
     fn = space.define_by_run(seed)
+    was = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    for p in space.all_points():
-        study.enqueue_trial(p)
-    out = []
-    for _ in range(n):
-        trial = study.ask()
-        fixed = fn(trial)
-        out.append({**trial.params, **fixed})
-        study.tell(trial, 0.0)
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        for p in space.all_points():
+            study.enqueue_trial(p)
+        out = []
+        for _ in range(n):
+            trial = study.ask()
+            fixed = fn(trial)
+            out.append({**trial.params, **fixed})
+            study.tell(trial, 0.0)
+    finally:
+        optuna.logging.set_verbosity(was)
     return out
 
 
