@@ -64,6 +64,8 @@ class ModelConfig:
     g_activation: str = field(default="leaky_relu", metadata=_choices("relu", "leaky_relu"))
     d_activation: str = field(default="leaky_relu", metadata=_choices("relu", "leaky_relu"))
     leaky_slope: float = 0.3  # Keras' LeakyReLU() default, as seed 002 uses it
+    # Spectral normalisation (Miyato et al. 2018) of every Linear/Conv layer of D, G or both.
+    spectral_norm: str = field(default="none", metadata=_choices("none", "d", "g", "both"))
     output: str = field(
         default="sigmoid", metadata=_choices("sigmoid", "tanh", "stretched-sigmoid")
     )
@@ -71,7 +73,12 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    """Adversarial loss by name: bce (non-saturating), minimax, lsgan, hinge, wgan-gp."""
+    """Adversarial loss by name: bce (non-saturating), minimax, lsgan, hinge, wgan-gp.
+
+    ``r1_gamma`` > 0 adds the R1 penalty on real images (Mescheder et al. 2018), lazily as in
+    StyleGAN2: every ``r1_every``-th D update adds r1_gamma/2 * E||grad_x D(x)||^2 * r1_every,
+    which costs one double backward per r1_every updates yet pulls as hard as every-step R1.
+    """
 
     name: str = "bce"
     gp_weight: float = 10.0  # wgan-gp only
@@ -79,6 +86,8 @@ class LossConfig:
 
 @dataclass
 class OptimSide:
+    r1_gamma: float = 0.0  # 0: off
+    r1_every: int = 16
     """One side's optimiser. ``clip_value`` clips each gradient element (Keras ``clipvalue``);
     ``decay`` is Keras' time decay, lr / (1 + decay * updates)."""
 
@@ -119,6 +128,34 @@ class BalanceConfig:
 class TrainConfig:
     """Budget and schedule, all counted in images seen (one step = one batch of real images)."""
 
+@dataclass
+class AugmentConfig:
+    """DiffAugment (Zhao et al. 2020): differentiable augmentation of every image D sees.
+
+    ``policy``: names from translation, cutout, color (color: RGB data only), applied in the
+    given order; YAML takes a list or DiffAugment's comma-separated string ("translation,cutout",
+    which is how a search space offers it as a choice; "" = none). ``p``: the probability that
+    each transform is applied to each image.
+    """
+
+    policy: list[str] = field(default_factory=list)
+    p: float = 1.0
+
+
+@dataclass
+class EmaConfig:
+    """An exponential moving average of G's weights, used for every sample and evaluation.
+
+    After each generator update ema = decay * ema + (1 - decay) * G (parameters; buffers such
+    as batch-norm statistics are copied). Until ``start_images`` images have been seen the EMA
+    generator is an exact copy of G, so the average does not drag in the untrained start.
+    ``decay`` 0 turns it off (samples come from G itself).
+    """
+
+    decay: float = 0.0
+    start_images: int = 0
+
+
     batch_size: int = 64
     images: int = 640_000
     d_steps: int = 1  # discriminator updates per generator update
@@ -151,6 +188,8 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     @property
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    ema: EmaConfig = field(default_factory=EmaConfig)
     def steps(self) -> int:
         """Training steps at the stated batch size (the images budget rounded up)."""
         return -(-self.train.images // self.train.batch_size)
@@ -182,6 +221,13 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, str):  # "translation,cutout": Optuna choices must be scalars
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, (list, tuple)):
+            return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+        raise ConfigError(f"{path}: expected a list or a comma-separated string, got {value!r}")
         errors = []
         for arg in args:
             if arg is type(None):
@@ -287,6 +333,28 @@ def validate(cfg: Config) -> None:
 
 # ----------------------------------------------------------------------------- files
 
+    _validate_stabilisers(cfg)
+
+
+def _validate_stabilisers(cfg: Config) -> None:
+    from gan_core.augment import AUGMENTATIONS
+
+    for name in cfg.augment.policy:
+        if name not in AUGMENTATIONS:
+            raise ConfigError(f"augment.policy: {name!r} is not one of {', '.join(AUGMENTATIONS)}")
+    twice = [n for i, n in enumerate(cfg.augment.policy) if n in cfg.augment.policy[:i]]
+    if twice:
+        raise ConfigError(f"augment.policy: {twice[0]!r} is listed twice")
+    if not 0.0 <= cfg.augment.p <= 1.0:
+        raise ConfigError(f"augment.p: must be in [0, 1], got {cfg.augment.p}")
+    if not 0.0 <= cfg.ema.decay < 1.0:
+        raise ConfigError(f"ema.decay: must be in [0, 1), got {cfg.ema.decay}")
+    if cfg.ema.start_images < 0:
+        raise ConfigError(f"ema.start_images: must be >= 0, got {cfg.ema.start_images}")
+    if cfg.loss.r1_gamma < 0:
+        raise ConfigError(f"loss.r1_gamma: must be >= 0, got {cfg.loss.r1_gamma}")
+    if cfg.loss.r1_every < 1:
+        raise ConfigError(f"loss.r1_every: must be >= 1, got {cfg.loss.r1_every}")
 
 def load_config(path: str | Path) -> Config:
     """Read a YAML config; errors name the file and the key path."""

@@ -43,6 +43,7 @@ OUTPUT_RANGES: dict[str, tuple[float, float]] = {
     "tanh": (-1.0, 1.0),
 }
 LATENT_DISTS = ("uniform", "normal")
+SPECTRAL_NORM = ("none", "d", "g", "both")
 KERAS_BN_EPS = 1e-3
 
 
@@ -426,12 +427,31 @@ def build(cfg: ModelConfig, shape: Sequence[int], num_classes: int) -> tuple[Gen
     if len(shape) != 3 or any(int(s) < 1 for s in shape):
         raise ConfigError(f"data: image shape must be (C, H, W) with positive sizes, got {tuple(shape)}")
     c, h, w = (int(s) for s in shape)
-    return ARCHITECTURES[cfg.arch](cfg, (c, h, w), int(num_classes))
+    G, D = ARCHITECTURES[cfg.arch](cfg, (c, h, w), int(num_classes))
+    if cfg.spectral_norm in ("g", "both"):
+        spectral_normalise(G)
+    if cfg.spectral_norm in ("d", "both"):
+        spectral_normalise(D)
+    return G, D
+
+
+def spectral_normalise(module: nn.Module) -> None:
+    """Spectral norm (Miyato et al. 2018) on every Linear/Conv2d/ConvTranspose2d, after init.
+
+    Uses torch's parametrization (weight = original / sigma, one power iteration per training
+    forward); its ``original``, ``_u`` and ``_v`` are in the state dict, so a resume is exact.
+    The power-iteration vectors start from torch's global RNG, like the init before it.
+    """
+    kinds = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+    for m in [m for m in module.modules() if isinstance(m, kinds)]:
+        nn.utils.parametrizations.spectral_norm(m)
 
 
 # ----------------------------------------------------------------------------- latent and pixels
 
 
+    if cfg.spectral_norm not in SPECTRAL_NORM:
+        raise ConfigError(f"model.spectral_norm: {cfg.spectral_norm!r} is not one of {', '.join(SPECTRAL_NORM)}")
 def sample_latent(
     n: int, latent_dim: int, dist: str, generator: torch.Generator, device: torch.device | str = "cpu"
 ) -> Tensor:
