@@ -2,6 +2,9 @@
 
 ``run_dir/checkpoint.pt`` holds everything needed to resume a run bit for bit (models,
 optimisers, schedulers, balance controller, RNG streams, step) and to sample from it later.
+With ``ema.decay`` > 0 it also holds ``G_ema``, the moving average of G's weights, and
+``load_run`` returns that as ``Run.G`` (what every sample, score and picture uses), keeping the
+trained weights as ``Run.G_raw``.
 
 Example::
 
@@ -11,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -53,6 +57,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
 
 @dataclass
 class Run:
+    """A trained run. ``G`` is the generator to sample from: the EMA generator when the run
+    averaged G's weights (``ema.decay`` > 0), else G itself; ``G_raw`` is always G itself."""
+
     cfg: Config
     G: models.Generator
     D: models.Discriminator
@@ -60,6 +67,7 @@ class Run:
     images_seen: int
     run_dir: Path
     status: str
+    G_raw: models.Generator | None = None
 
 
 def load_run(run_dir_or_ckpt: str | Path, device: str | torch.device = "cpu") -> Run:
@@ -75,7 +83,12 @@ def load_run(run_dir_or_ckpt: str | Path, device: str | torch.device = "cpu") ->
     D.load_state_dict(state["D"])
     G.to(device).eval()
     D.to(device).eval()
-    return Run(cfg, G, D, state["step"], state["images_seen"], path.parent, state.get("status", ""))
+    G_sample = G
+    if cfg.ema.decay > 0 and state.get("G_ema") is not None:
+        G_sample = copy.deepcopy(G)
+        G_sample.load_state_dict(state["G_ema"])
+    return Run(cfg, G_sample, D, state["step"], state["images_seen"], path.parent,
+               state.get("status", ""), G_raw=G)
 
 
 def cycling_labels(n: int, num_classes: int, device: str | torch.device = "cpu") -> torch.Tensor:

@@ -27,10 +27,12 @@ from torch import nn
 
 from gan_core import losses as losses_mod
 from gan_core import models
+from gan_core.augment import DiffAugment, check_policy
 from gan_core.balance import BalanceController
 from gan_core.checkpoint import CHECKPOINT, load_checkpoint, one_hot, save_checkpoint
 from gan_core.config import Config, diff, from_dict, save_config, to_dict
 from gan_core.data import Dataset, load_dataset
+from gan_core.ema import GeneratorEma
 from gan_core.errors import GansearchError
 from gan_core.io import append_jsonl, atomic_write_text, read_jsonl
 from gan_core.optim import build_optimizer, clip_gradients
@@ -108,7 +110,11 @@ class Trainer:
         self.balance = BalanceController(cfg.balance)
         self.data_gen = torch.Generator().manual_seed(t.seed * 1000 + 1)
         self.noise_gen = torch.Generator().manual_seed(t.seed * 1000 + 2)
+        self.aug_gen = torch.Generator().manual_seed(t.seed * 1000 + 5)
+        self.augment = DiffAugment(cfg.augment.policy, cfg.augment.p, self.aug_gen)
+        self.ema = GeneratorEma(self.G, cfg.ema.decay, cfg.ema.start_images) if cfg.ema.decay > 0 else None
         self.step = 0
+        self.d_updates = 0  # every D update so far: lazy R1 runs on every r1_every-th
         self.acc = self._empty_acc()
         self.last_eval: dict[str, Any] = {}
         self.saved: tuple[int, str] | None = None
@@ -133,6 +139,11 @@ class Trainer:
     def images_seen(self) -> int:
         return self.step * self.cfg.train.batch_size
 
+    @property
+    def G_sample(self) -> models.Generator:
+        """The generator that draws sample grids and is evaluated: the EMA one when it is on."""
+        return self.ema.model if self.ema is not None else self.G
+
     def state_dict(self, status: str) -> dict[str, Any]:
         return {
             "config": to_dict(self.cfg), "shape": list(self.data.shape), "num_classes": self.num_classes,
@@ -141,8 +152,10 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
             "balance": self.balance.state_dict(), "acc": dict(self.acc), "last_eval": self.last_eval,
+            "G_ema": self.ema.state_dict() if self.ema is not None else None,
+            "d_updates_total": self.d_updates,
             "rng": {"torch": torch.get_rng_state(), "data": self.data_gen.get_state(),
-                    "noise": self.noise_gen.get_state(),
+                    "noise": self.noise_gen.get_state(), "augment": self.aug_gen.get_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
         }
 
@@ -157,10 +170,19 @@ class Trainer:
         self.acc = dict(state["acc"])
         self.last_eval = dict(state.get("last_eval", {}))
         self.step = state["step"]
+        # Checkpoints from before the counter: every scheduler step was one D update.
+        self.d_updates = state.get("d_updates_total", self.sched_d.last_epoch)
+        if self.ema is not None:
+            if state.get("G_ema") is not None:
+                self.ema.load_state_dict(state["G_ema"])
+            else:  # a run (or a PBT clone) that had no average yet starts it from G
+                self.ema.reset()
         rng = state["rng"]
         torch.set_rng_state(rng["torch"].cpu())
         self.data_gen.set_state(rng["data"].cpu())
         self.noise_gen.set_state(rng["noise"].cpu())
+        if rng.get("augment") is not None:
+            self.aug_gen.set_state(rng["augment"].cpu())
         if rng.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
         # The configured hyperparameters win over what the optimiser state carried.
@@ -182,6 +204,10 @@ class Trainer:
         m = self.cfg.model
         return models.sample_latent(n, m.latent_dim, m.latent_dist, self.noise_gen, self.device)
 
+    def _D(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """D as the loop sees it: every image, real or fake, goes through DiffAugment first."""
+        return self.D(self.augment(x), y)
+
     def train_step(self) -> dict[str, float]:
         cfg, bs = self.cfg, self.cfg.train.batch_size
         real_u8, y = self.data.batch(bs, self.data_gen, self.device)
@@ -199,22 +225,29 @@ class Trainer:
                     real, y1h, z = models.to_model_range(real_u8, cfg.model.output), self._labels(y), self._latent(bs)
                 with torch.no_grad():
                     fake = self.G(z, y1h)
-                d_real, d_fake = self.D(real, y1h), self.D(fake, y1h)
+                r1 = cfg.loss.r1_gamma > 0 and self.d_updates % cfg.loss.r1_every == 0
+                if r1:  # R1 shares D's forward on the real batch: its gradient is w.r.t. real
+                    real = real.detach().requires_grad_(True)
+                d_real, d_fake = self._D(real, y1h), self._D(fake, y1h)
                 loss_d = self.loss.d_loss(d_real, d_fake)
                 if self.loss.needs_gp:
                     loss_d = loss_d + cfg.loss.gp_weight * losses_mod.gradient_penalty(
-                        self.D, real, fake, y1h, generator=self.noise_gen)
+                        self._D, real, fake, y1h, generator=self.noise_gen)
+                if r1:
+                    weight = cfg.loss.r1_gamma / 2 * cfg.loss.r1_every
+                    loss_d = loss_d + weight * losses_mod.r1_penalty(d_real, real)
                 self.opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 clip_gradients(list(self.D.parameters()), cfg.optim.d.clip_value)
                 self.opt_d.step()
                 self.sched_d.step()
+                self.d_updates += 1
             stats["loss_d"] = loss_d.detach()
             stats["d_updates"] = 1.0
         else:
             with torch.no_grad():
                 fake = self.G(z, y1h)
-                d_real, d_fake = self.D(real, y1h), self.D(fake, y1h)
+                d_real, d_fake = self._D(real, y1h), self._D(fake, y1h)
                 stats["loss_d"] = self.loss.d_loss(d_real, d_fake)
         d_real, d_fake = d_real.detach(), d_fake.detach()
         # Seed 004's discriminator error: (surprise on real+fake + surprise on fake) / 2.
@@ -229,12 +262,14 @@ class Trainer:
             _set_requires_grad(self.D, False)
             z = self._latent(bs)
             fake = self.G(z, y1h)
-            loss_g = self.loss.g_loss(self.D(fake, y1h))
+            loss_g = self.loss.g_loss(self._D(fake, y1h))
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             clip_gradients(list(self.G.parameters()), cfg.optim.g.clip_value)
             self.opt_g.step()
             self.sched_g.step()
+            if self.ema is not None:
+                self.ema.update(self.images_seen + bs)  # counting this step's batch
             _set_requires_grad(self.D, True)
             stats["loss_g"] = loss_g.detach()
             stats["g_updates"] = 1.0
@@ -254,7 +289,7 @@ class Trainer:
         from gan_core.checkpoint import generate
 
         labels = self.grid_labels
-        images = generate(self.G, self.grid_z.shape[0], z=self.grid_z, labels=labels)
+        images = generate(self.G_sample, self.grid_z.shape[0], z=self.grid_z, labels=labels)
         nrow = 10 if self.G.conditional else 4
         scale = 2 if self.data.shape[1] <= 32 else 1
         viz.save_png(viz.image_grid(images, nrow, scale=scale),
@@ -265,7 +300,7 @@ class Trainer:
 
         n = self.cfg.eval.n
         labels = cycling_labels(n, self.num_classes, self.device) if self.G.conditional else None
-        images = generate(self.G, n, seed=self.cfg.train.seed * 1000 + 4, labels=labels)
+        images = generate(self.G_sample, n, seed=self.cfg.train.seed * 1000 + 4, labels=labels)
         assert self.evaluator is not None
         metrics = self.evaluator(images, labels)
         return {"step": self.step, "images_seen": self.images_seen, **metrics}
@@ -308,6 +343,9 @@ def train(
     cb = callbacks or Callbacks()
     dev = resolve_device(device)
     run_path = Path(run_dir) if run_dir is not None else None
+    # Refuse what the data cannot take before anything is written (datasets are cached).
+    data = load_dataset(cfg.data, "train")
+    check_policy(cfg.augment.policy, data.shape, cfg.data.name)
     state = None
     if run_path is not None:
         ckpt = run_path / CHECKPOINT

@@ -6,11 +6,16 @@
         d = d + cfg.loss.gp_weight * gradient_penalty(D, real, fake, y, generator=noise_gen)
     g = loss.g_loss(D(fake, y))
 
+R1 (``r1_penalty``) is the loss-independent penalty on D's gradient at real images; the loop
+adds it lazily (``cfg.loss.r1_gamma``, ``r1_every``).
+
 BCE terms use softplus, which is the numerically stable form of BCE with logits:
 BCE(l, 1) = softplus(-l) = -log sigmoid(l), BCE(l, 0) = softplus(l) = -log(1 - sigmoid(l)).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -110,7 +115,7 @@ def get_loss(name: str) -> Loss:
 
 
 def gradient_penalty(
-    D: nn.Module,
+    D: nn.Module | Callable[[Tensor, Tensor | None], Tensor],
     real: Tensor,
     fake: Tensor,
     y: Tensor | None = None,
@@ -119,7 +124,9 @@ def gradient_penalty(
     """WGAN-GP penalty E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps real + (1 - eps) fake,
     eps ~ U[0, 1) per sample, drawn from ``generator`` (a CPU torch.Generator) when given, for
     determinism. Unweighted: multiply by ``cfg.loss.gp_weight``. Differentiable w.r.t. D's
-    parameters (create_graph), not w.r.t. G (fake is detached)."""
+    parameters (create_graph), not w.r.t. G (fake is detached). ``D`` may be any callable
+    (x, y) -> logits, e.g. D after DiffAugment: the gradient is then taken at x_hat before the
+    augmentation, through it."""
     n = real.shape[0]
     eps_shape = (n,) + (1,) * (real.ndim - 1)
     if generator is not None:
@@ -132,6 +139,16 @@ def gradient_penalty(
     # sqrt(sum + tiny) rather than .norm(): its gradient stays finite at a zero gradient.
     norm = (grad.flatten(1).pow(2).sum(dim=1) + 1e-12).sqrt()
     return ((norm - 1.0) ** 2).mean()
+
+
+def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
+    """R1 (Mescheder et al. 2018): E ||grad_x D(x)||^2 over real images, unweighted.
+
+    ``real`` must require grad and ``real_logits`` come from it (through any augmentation), so
+    D's forward on the real batch is shared with the loss. Differentiable w.r.t. D's parameters
+    (create_graph); weight it with r1_gamma / 2 (times r1_every when applied lazily)."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
 def discriminator_accuracy(real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
