@@ -72,6 +72,9 @@ PBT_MUTABLE_PREFIXES = (
     "model.g_dropout",
     "model.leaky_slope",
     "model.bn_momentum",
+    "augment.",
+    "ema.",
+    "loss.r1_",
 )
 SCHEDULERS = ("asha", "pbt", "fifo")
 TOP_KEYS = ("name", "description", "base", "budget", "objective", "params", "points", "search")
@@ -556,7 +559,9 @@ class _Checker:
               taken: set[str]) -> Param:
         accepts = _base_types(self.types[key])
         if not isinstance(spec, dict):
-            if isinstance(spec, (list, tuple)):
+            if isinstance(spec, (list, tuple)) and list in {typing.get_origin(t) for t in accepts}:
+                spec = ",".join(map(str, spec))  # a list-valued key (augment.policy) fixed to a list
+            elif isinstance(spec, (list, tuple)):
                 raise self.fail(path, "a list is not a value; write {choice: [...]} to search over it")
             self.check_value(key, spec, path)
             return FixedParam(key, spec)
@@ -613,7 +618,9 @@ class _Checker:
             raise self.fail(path, f"choice: expected a non-empty list of values, got {choices!r}")
         for c in choices:
             if isinstance(c, (dict, list)):
-                raise self.fail(path, f"choice: {c!r} is not a plain value")
+                hint = (" (a list-valued key takes comma-separated strings: 'translation,cutout')"
+                        if isinstance(c, list) else "")
+                raise self.fail(path, f"choice: {c!r} is not a plain value{hint}")
             self.check_value(key, c, path)
         for i, c in enumerate(choices):
             if any(_same(c, d) for d in choices[:i]):
@@ -654,12 +661,13 @@ def _keys(params: tuple[Param, ...]) -> set[str]:
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Config keys -> values; a list value becomes the comma-separated string a choice holds."""
     out: dict[str, Any] = {}
     for k, v in data.items():
         if isinstance(v, dict):
             out.update(_flat(v, f"{prefix}{k}."))
         else:
-            out[f"{prefix}{k}"] = v
+            out[f"{prefix}{k}"] = ",".join(map(str, v)) if isinstance(v, list) else v
     return out
 
 
@@ -750,16 +758,18 @@ def _shown(params: dict[str, Any]) -> str:
 
 
 def check_models(space: Space, draws: int = DRY_RUN_DRAWS) -> None:
-    """Build G and D on the meta device for each distinct (data, model) of the points and draws."""
+    """Build G and D on the meta device for each distinct (data, model) of the points and draws,
+    and check the augmentation policy against the data (``color`` needs RGB)."""
     import torch
 
     from gan_core import models
+    from gan_core.augment import check_policy
     from gan_core.data import load_dataset
     from gan_core.errors import DataError
 
     seen = set()
     for cfg, params in _drawn(space, draws):
-        key = (repr(cfg.data), repr(cfg.model))
+        key = (repr(cfg.data), repr(cfg.model), tuple(cfg.augment.policy))
         if key in seen:
             continue
         seen.add(key)
@@ -770,6 +780,7 @@ def check_models(space: Space, draws: int = DRY_RUN_DRAWS) -> None:
         try:
             with torch.device("meta"):
                 models.build(cfg.model, data.shape, data.num_classes)
+            check_policy(cfg.augment.policy, data.shape, cfg.data.name)
         except GansearchError as exc:
             raise GansearchError(f"{space.path}: params: a drawn combination cannot be built: {exc} "
                                  f"(drawn: {_shown(params)})") from None
