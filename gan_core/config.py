@@ -125,10 +125,6 @@ class BalanceConfig:
 
 
 @dataclass
-class TrainConfig:
-    """Budget and schedule, all counted in images seen (one step = one batch of real images)."""
-
-@dataclass
 class AugmentConfig:
     """DiffAugment (Zhao et al. 2020): differentiable augmentation of every image D sees.
 
@@ -160,6 +156,10 @@ class EmaConfig:
     images: int = 640_000
     d_steps: int = 1  # discriminator updates per generator update
     seed: int = 0
+@dataclass
+class TrainConfig:
+    """Budget and schedule, all counted in images seen (one step = one batch of real images)."""
+
     log_every: int = 6400  # images between metrics.jsonl lines
     sample_every: int = 32000  # images between sample grids (and GIF frames)
     checkpoint_every: int = 64000  # images between checkpoints
@@ -217,21 +217,23 @@ def _yaml11_number(value: Any) -> Any:
 def _coerce(value: Any, tp: Any, path: str) -> Any:
     """Check ``value`` against the annotation ``tp``; ints are accepted where floats are."""
     origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
     if origin is list:
         (item,) = typing.get_args(tp)
         if isinstance(value, str):  # "translation,cutout": Optuna choices must be scalars
             value = [v.strip() for v in value.split(",") if v.strip()]
         if isinstance(value, (list, tuple)):
             return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+        if value is None:  # an empty YAML value (``policy:``, ``--set augment.policy=``)
+            return []
         raise ConfigError(f"{path}: expected a list or a comma-separated string, got {value!r}")
         errors = []
         for arg in args:
             if arg is type(None):
                 continue
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
             try:
                 return _coerce(value, arg, path)
             except ConfigError as exc:
@@ -329,10 +331,6 @@ def validate(cfg: Config) -> None:
     for key in ("log_every", "sample_every", "checkpoint_every"):
         if getattr(cfg.train, key) < 0:
             raise ConfigError(f"train.{key}: must be >= 0")
-
-
-# ----------------------------------------------------------------------------- files
-
     _validate_stabilisers(cfg)
 
 
@@ -360,6 +358,10 @@ def load_config(path: str | Path) -> Config:
     """Read a YAML config; errors name the file and the key path."""
     path = Path(path)
     try:
+
+# ----------------------------------------------------------------------------- files
+
+
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
