@@ -82,12 +82,12 @@ class LossConfig:
 
     name: str = "bce"
     gp_weight: float = 10.0  # wgan-gp only
+    r1_gamma: float = 0.0  # 0: off
+    r1_every: int = 16
 
 
 @dataclass
 class OptimSide:
-    r1_gamma: float = 0.0  # 0: off
-    r1_every: int = 16
     """One side's optimiser. ``clip_value`` clips each gradient element (Keras ``clipvalue``);
     ``decay`` is Keras' time decay, lr / (1 + decay * updates)."""
 
@@ -152,14 +152,14 @@ class EmaConfig:
     start_images: int = 0
 
 
-    batch_size: int = 64
-    images: int = 640_000
-    d_steps: int = 1  # discriminator updates per generator update
-    seed: int = 0
 @dataclass
 class TrainConfig:
     """Budget and schedule, all counted in images seen (one step = one batch of real images)."""
 
+    batch_size: int = 64
+    images: int = 640_000
+    d_steps: int = 1  # discriminator updates per generator update
+    seed: int = 0
     log_every: int = 6400  # images between metrics.jsonl lines
     sample_every: int = 32000  # images between sample grids (and GIF frames)
     checkpoint_every: int = 64000  # images between checkpoints
@@ -184,12 +184,12 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    ema: EmaConfig = field(default_factory=EmaConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     @property
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    ema: EmaConfig = field(default_factory=EmaConfig)
     def steps(self) -> int:
         """Training steps at the stated batch size (the images budget rounded up)."""
         return -(-self.train.images // self.train.batch_size)
@@ -219,21 +219,21 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is list:
         (item,) = typing.get_args(tp)
+        if value is None:  # an empty YAML value (``policy:``, ``--set augment.policy=``)
+            return []
         if isinstance(value, str):  # "translation,cutout": Optuna choices must be scalars
             value = [v.strip() for v in value.split(",") if v.strip()]
         if isinstance(value, (list, tuple)):
             return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
-        if value is None:  # an empty YAML value (``policy:``, ``--set augment.policy=``)
-            return []
         raise ConfigError(f"{path}: expected a list or a comma-separated string, got {value!r}")
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
             try:
                 return _coerce(value, arg, path)
             except ConfigError as exc:
@@ -354,14 +354,14 @@ def _validate_stabilisers(cfg: Config) -> None:
     if cfg.loss.r1_every < 1:
         raise ConfigError(f"loss.r1_every: must be >= 1, got {cfg.loss.r1_every}")
 
-def load_config(path: str | Path) -> Config:
-    """Read a YAML config; errors name the file and the key path."""
-    path = Path(path)
-    try:
 
 # ----------------------------------------------------------------------------- files
 
 
+def load_config(path: str | Path) -> Config:
+    """Read a YAML config; errors name the file and the key path."""
+    path = Path(path)
+    try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None

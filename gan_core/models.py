@@ -424,6 +424,8 @@ def build(cfg: ModelConfig, shape: Sequence[int], num_classes: int) -> tuple[Gen
         raise ConfigError(f"model.latent_dist: {cfg.latent_dist!r} is not one of {', '.join(LATENT_DISTS)}")
     if cfg.output not in OUTPUT_RANGES:
         raise ConfigError(f"model.output: {cfg.output!r} is not one of {', '.join(OUTPUT_RANGES)}")
+    if cfg.spectral_norm not in SPECTRAL_NORM:
+        raise ConfigError(f"model.spectral_norm: {cfg.spectral_norm!r} is not one of {', '.join(SPECTRAL_NORM)}")
     if len(shape) != 3 or any(int(s) < 1 for s in shape):
         raise ConfigError(f"data: image shape must be (C, H, W) with positive sizes, got {tuple(shape)}")
     c, h, w = (int(s) for s in shape)
@@ -450,8 +452,6 @@ def spectral_normalise(module: nn.Module) -> None:
 # ----------------------------------------------------------------------------- latent and pixels
 
 
-    if cfg.spectral_norm not in SPECTRAL_NORM:
-        raise ConfigError(f"model.spectral_norm: {cfg.spectral_norm!r} is not one of {', '.join(SPECTRAL_NORM)}")
 def sample_latent(
     n: int, latent_dim: int, dist: str, generator: torch.Generator, device: torch.device | str = "cpu"
 ) -> Tensor:
