@@ -7,16 +7,8 @@ and reports every evaluation with a checkpoint. Optuna's TPE sampler proposes th
 the experiment folder (SQLite) unless ``optuna_storage`` names a shared database. ASHA stops poor
 trials early (time attribute ``images_seen``); PBT and FIFO are selectable.
 
-Experiment folder (``<storage>/<name>``, a local folder or an s3:// / gs:// URI)::
-
-    gansearch.json      how the search was started (options, space file, Optuna storage)
-    space.yaml          the space file's text; base.yaml the resolved base config
-    optuna.db           the Optuna study (optuna-dashboard sqlite:///.../optuna.db)
-    trial_<id>/         Ray's trial folder: result.json, checkpoint_NNNNNN/ (checkpoint.pt,
-                        metrics.jsonl, config.yaml), run/ (samples, learning.gif, curves.png),
-                        stdout and stderr
-    summary.json        every trial's status, reason, score and paths; the best trial
-    best_config.yaml    the best trial's full config (gansearch train --config best_config.yaml)
+The experiment folder's layout, trial statuses and records belong to search/experiment.py; this
+module writes the folder through it and reads Ray's own view only at the end of a search.
 
 Example::
 
@@ -35,40 +27,44 @@ import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ray
 from ray import tune
 
-from gan_core.config import dump_config, from_dict, load_config, to_dict
+from gan_core.config import dump_config, from_dict, to_dict
 from gan_core.errors import GansearchError
-from search.space import (
-    PBT_MUTABLE_PREFIXES,
-    ChoiceParam,
-    FloatParam,
-    IntParam,
-    Space,
-    parse_space,
+from search.experiment import (
+    BASE_FILE,
+    BEST_CONFIG_FILE,
+    CHECKPOINT_FILES,
+    OPTUNA_FILE,
+    POINT,
+    RUN_SUBDIR,
+    SPACE_FILE,
+    STATE_FILE,
+    SUMMARY_FILE,
+    TrialDiverged,
+    TrialRecord,
+    TrialStatus,
+    experiment_path,
+    open_experiment,
+    optuna_storage_url,
+    read_space,
+    read_state,
+    trial_params,
+    write_summary,
 )
+from search.space import PBT_MUTABLE_PREFIXES, ChoiceParam, FloatParam, IntParam, Space
+from search.storage import Folder, is_uri, normalise
 
-STATE_FILE = "gansearch.json"
-SPACE_FILE = "space.yaml"
-BASE_FILE = "base.yaml"
-OPTUNA_FILE = "optuna.db"
-SUMMARY_FILE = "summary.json"
-BEST_CONFIG_FILE = "best_config.yaml"
-RUN_SUBDIR = "run"
-POINT = "point"  # PBT trials carry their values under this key
-# Files a reported checkpoint carries: enough to resume the loop exactly (samples stay in run/).
-CHECKPOINT_FILES = ("checkpoint.pt", "metrics.jsonl", "config.yaml")
+__all__ = ["BEST_CONFIG_FILE", "SUMMARY_FILE", "SearchOptions", "SearchOutcome", "TrialDiverged",
+           "format_outcome", "resume_search", "run_search", "select_device"]
+
 # Environment a driver forwards to the trial workers of a cluster it connects to.
 FORWARDED_ENV = ("GANSEARCH_DATA", "GANSEARCH_CACHE")
-
-
-class TrialDiverged(RuntimeError):
-    """A trial whose losses or weights became NaN/inf: recorded as failed with this reason."""
 
 
 @dataclass
@@ -91,24 +87,10 @@ class SearchOptions:
 
 
 @dataclass
-class TrialRow:
-    trial_id: str
-    status: str  # completed | stopped | diverged | failed | unfinished
-    reason: str
-    score: float | None
-    images_seen: int
-    params: dict[str, Any]
-    path: str | None
-    checkpoint: str | None
-    node_id: str | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class SearchOutcome:
     experiment_path: str
-    rows: list[TrialRow]
-    best: TrialRow | None
+    rows: list[TrialRecord]  # by trial id
+    best: TrialRecord | None
     best_config_path: str | None
     metric: str
     mode: str
@@ -273,79 +255,6 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
                    callbacks=Callbacks(on_eval=on_eval, should_stop=should_stop))
     if result.status == "diverged":
         raise TrialDiverged(result.reason or "non-finite values")
-
-
-def trial_params(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's sampled values: the config itself, or its PBT member under ``point``."""
-    return dict(config[POINT]) if isinstance(config.get(POINT), dict) else dict(config)
-
-
-# ----------------------------------------------------------------------------- storage helpers
-
-
-def _is_uri(path: str) -> bool:
-    return "://" in path
-
-
-def experiment_path(storage: str | None, name: str) -> str:
-    root = storage or "runs"
-    if _is_uri(root):
-        return root.rstrip("/") + "/" + name
-    return str(Path(root).expanduser().resolve() / name)
-
-
-def _fs(path: str) -> tuple[Any, str]:
-    import pyarrow.fs
-
-    if _is_uri(path):
-        return pyarrow.fs.FileSystem.from_uri(path)
-    return pyarrow.fs.LocalFileSystem(), path
-
-
-def write_text(exp: str, name: str, text: str) -> str:
-    """Write ``name`` into the experiment folder (atomically when local); returns its path."""
-    if not _is_uri(exp):
-        from gan_core.io import atomic_write_text
-
-        atomic_write_text(Path(exp) / name, text)
-        return str(Path(exp) / name)
-    fs, root = _fs(exp)
-    fs.create_dir(root, recursive=True)
-    with fs.open_output_stream(f"{root}/{name}") as f:
-        f.write(text.encode())
-    return f"{exp}/{name}"
-
-
-def read_text(exp: str, name: str) -> str | None:
-    if not _is_uri(exp):
-        p = Path(exp) / name
-        return p.read_text() if p.exists() else None
-    import pyarrow.fs
-
-    fs, root = _fs(exp)
-    if fs.get_file_info(f"{root}/{name}").type == pyarrow.fs.FileType.NotFound:
-        return None
-    with fs.open_input_stream(f"{root}/{name}") as f:
-        return f.read().decode()
-
-
-def optuna_storage_url(exp: str, override: str | None) -> str:
-    """The study's database: --optuna-storage, else SQLite in the experiment folder. SQLite cannot
-    live on s3:// or gs://: for such an experiment the study is a local file under the gansearch
-    cache ($GANSEARCH_CACHE or ~/.cache/gansearch, optuna/<name>-<hash>.db) and a copy goes into
-    the experiment folder at the end."""
-    if override:
-        return override
-    if not _is_uri(exp):
-        Path(exp).mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{Path(exp) / OPTUNA_FILE}"
-    import hashlib
-
-    root = Path(os.environ.get("GANSEARCH_CACHE") or Path.home() / ".cache" / "gansearch").expanduser()
-    name = exp.rstrip("/").rsplit("/", 1)[-1]
-    local = root / "optuna" / f"{name}-{hashlib.sha256(exp.encode()).hexdigest()[:8]}.db"
-    local.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{local.resolve()}"
 
 
 # ----------------------------------------------------------------------------- building the Tuner
@@ -534,9 +443,10 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
     started = _init_ray(opts.address)
     try:
         tuner = _build_tuner(space, opts, exp, url, list(callbacks or []))
-        write_text(exp, SPACE_FILE, space.text)
-        write_text(exp, BASE_FILE, dump_config(space.base_config))
-        write_text(exp, STATE_FILE, json.dumps(state, indent=2))
+        folder = Folder(exp)
+        folder.write_text(SPACE_FILE, space.text)
+        folder.write_text(BASE_FILE, dump_config(space.base_config))
+        folder.write_text(STATE_FILE, json.dumps(state, indent=2))
         tuner.fit()
         return finish(exp, space, url if scheduler != "pbt" else None, state)
     finally:
@@ -544,31 +454,14 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
             ray.shutdown()
 
 
-def load_experiment(exp: str) -> tuple[Space, dict[str, Any]]:
-    """The space and state a search saved into its experiment folder."""
-    state_text = read_text(exp, STATE_FILE)
-    if state_text is None:
-        raise GansearchError(f"{exp}: not a gansearch experiment (no {STATE_FILE}); "
-                             "give the folder `gansearch search` printed")
-    state = json.loads(state_text)
-    text = read_text(exp, SPACE_FILE) or ""
-    base_text = read_text(exp, BASE_FILE)
-    base = None
-    if base_text is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            Path(tmp, "base.yaml").write_text(base_text)
-            base = load_config(Path(tmp, "base.yaml"))
-    space = parse_space(text, f"{exp}/{SPACE_FILE}", base_config=base, dry_run=0)
-    return space, state
-
-
 def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = False) -> SearchOutcome:
     """Continue an interrupted search: unfinished trials resume from their latest checkpoints,
     finished ones are kept, new ones are drawn until the trial count is reached; failed trials
     stay failed unless ``retry_failed`` (then they resume from their latest checkpoint)."""
-    if not _is_uri(exp):
-        exp = str(Path(exp).expanduser().resolve())
-    space, state = load_experiment(exp)
+    exp = normalise(exp)
+    folder = Folder(exp)
+    state = read_state(folder)
+    space = read_space(folder)
     started = _init_ray(address)
     try:
         if not tune.Tuner.can_restore(exp):
@@ -590,109 +483,41 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
 # ----------------------------------------------------------------------------- results
 
 
-def _reason(error: Any) -> str:
-    """The last ``Type: message`` line of a Ray error trace."""
-    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    for ln in reversed(lines):
-        if ": " in ln and not ln.startswith(("File ", "^", "~")):
-            return ln
-    return lines[-1] if lines else "unknown error"
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def pick_best(rows: list[TrialRow], mode: str) -> TrialRow | None:
-    """The best trial that did not fail and reported a finite score; None if there is none."""
-    ok = [r for r in rows if r.status in ("completed", "stopped") and _finite(r.score)]
-    if not ok:
-        return None
-    sign = 1.0 if mode == "min" else -1.0
-    return min(ok, key=lambda r: (sign * float(r.score), -r.images_seen, r.trial_id))
-
-
-def collect(exp: str, space: Space) -> list[TrialRow]:
-    """Every trial of the experiment, from Ray Tune's saved state."""
-    metric = space.objective.metric
-    analysis = tune.ExperimentAnalysis(exp, default_metric=metric, default_mode=space.objective.mode)
-    rows = []
-    for t in analysis.trials:
-        last = dict(t.last_result or {})
-        images = int(last.get("images_seen", 0) or 0)
-        status, reason = str(t.status), ""
-        if status == "ERROR":
-            err = t.get_error()
-            reason = _reason(err) if err is not None else "error (no trace saved)"
-            status = "diverged" if "TrialDiverged" in reason else "failed"
-        elif status == "TERMINATED":
-            if images >= space.budget.images:
-                status = "completed"
-            else:
-                status = "stopped"
-                reason = f"stopped early at {images} images"
-        else:
-            status, reason = "unfinished", f"{t.status.lower()} when the search ended"
-        ckpt = t.checkpoint
-        rows.append(TrialRow(
-            trial_id=t.trial_id,
-            status=status,
-            reason=reason,
-            score=last.get(metric) if status != "diverged" else None,
-            images_seen=images,
-            params=trial_params(t.config or {}),
-            path=t.path,
-            checkpoint=ckpt.path if ckpt is not None else None,
-            node_id=last.get("node_id"),
-            metrics={k: v for k, v in last.items() if _finite(v) or isinstance(v, str)},
-        ))
-    return sorted(rows, key=lambda r: r.trial_id)
-
-
 def finish(exp: str, space: Space, optuna_url: str | None, state: dict[str, Any]) -> SearchOutcome:
-    """Summarise the experiment: summary.json, best_config.yaml, the study copied next to it."""
-    rows = collect(exp, space)
+    """Summarise the experiment: summary.json, best_config.yaml, the study copied next to it.
+
+    The records are read from the folder as every reader reads them; Ray's view of each trial
+    (finished, errored or cut off) is what the files alone cannot always tell, so it goes in."""
+    analysis = tune.ExperimentAnalysis(exp, default_metric=space.objective.metric,
+                                       default_mode=space.objective.mode)
+    record = open_experiment(exp, ray_status={t.trial_id: str(t.status) for t in analysis.trials},
+                             with_configs=False)
     opts = state.get("options", {})
     expected = opts.get("trials") or space.search.trials
     time_limited = bool(opts.get("time_budget_s") or space.search.time_budget_s)
-    best = pick_best(rows, space.objective.mode)
+    best = record.best()
     best_path = None
     if best is not None:
         cfg = space.config_for(best.params)
         cfg.name = f"{exp.rstrip('/').rsplit('/', 1)[-1]}-best"
-        best_path = write_text(exp, BEST_CONFIG_FILE, dump_config(cfg))
+        best_path = Folder(exp).write_text(BEST_CONFIG_FILE, dump_config(cfg))
     # Interrupted: a trial was cut off, or trials were still to come (unless the time budget
     # ended the search, which is how a time-limited search is meant to end).
-    interrupted = any(r.status == "unfinished" for r in rows) or (len(rows) < expected and not time_limited)
-    summary = {
-        "experiment": exp,
-        "metric": space.objective.metric,
-        "mode": space.objective.mode,
-        "interrupted": interrupted,
-        "best": None if best is None else {**dataclasses.asdict(best), "config": best_path},
-        "counts": {s: sum(r.status == s for r in rows)
-                   for s in ("completed", "stopped", "diverged", "failed", "unfinished")},
-        "trials": [dataclasses.asdict(r) for r in rows],
-    }
-    write_text(exp, SUMMARY_FILE, json.dumps(summary, indent=2, default=str))
-    if optuna_url and optuna_url.startswith("sqlite:///") and _is_uri(exp):
-        import pyarrow.fs
-
-        local = optuna_url[len("sqlite:///"):]
-        fs, root = _fs(exp)
-        pyarrow.fs.copy_files(local, f"{root}/{OPTUNA_FILE}", destination_filesystem=fs)
-    return SearchOutcome(exp, rows, best, best_path, space.objective.metric,
-                         space.objective.mode, interrupted)
+    interrupted = record.count(TrialStatus.UNFINISHED) > 0 or (len(record.trials) < expected and not time_limited)
+    write_summary(record, best_config=best_path, interrupted=interrupted)
+    if optuna_url and optuna_url.startswith("sqlite:///") and is_uri(exp):
+        Folder(exp).upload(Path(optuna_url[len("sqlite:///"):]), OPTUNA_FILE)
+    rows = sorted(record.trials, key=lambda r: r.trial_id)
+    return SearchOutcome(exp, rows, best, best_path, space.objective.metric, space.objective.mode, interrupted)
 
 
 def format_outcome(out: SearchOutcome) -> str:
     """The lines ``gansearch search`` and ``resume`` end with."""
-    counts = ", ".join(f"{out.count(s)} {s}" for s in ("completed", "stopped", "diverged", "failed", "unfinished")
-                       if out.count(s))
+    counts = ", ".join(f"{out.count(s)} {s}" for s in TrialStatus if out.count(s))
     lines = [f"experiment: {out.experiment_path} ({len(out.rows)} trials: {counts or 'none'})"]
     for r in out.rows:
-        if r.status in ("diverged", "failed"):
-            lines.append(f"  {r.trial_id} {r.status}: {r.reason}")
+        if r.status in (TrialStatus.DIVERGED, TrialStatus.FAILED):
+            lines.append(f"  {r.trial_id} {r.status}: {r.why}")
     if out.best is None:
         lines.append("no trial finished with a finite score; nothing to export")
     else:

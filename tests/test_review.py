@@ -18,6 +18,7 @@ from ray.tune import Callback
 from gan_core.config import load_config, to_dict
 from search import review
 from search.cli import main
+from search.experiment import TrialStatus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,11 +55,14 @@ class MidSearchReview(Callback):
         self.exp = exp
         self.seen = 0
         self.text: str | None = None
+        self.statuses: dict[str, str] = {}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.seen += 1
         if self.seen == 3 and self.text is None:
-            self.text = review.format_leaderboard(review.load_experiment(self.exp))
+            exp = review.load_experiment(self.exp)
+            self.text = review.format_leaderboard(exp)
+            self.statuses = {t.trial_id: t.status for t in exp.trials}
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +194,41 @@ def test_review_while_running(search):
     assert live.text is not None and "rank" in live.text  # reviewed mid-search without an error
 
 
+def results(trial_path) -> list[dict]:
+    return [json.loads(line) for line in Path(trial_path, "result.json").read_text().splitlines() if line.strip()]
+
+
+def test_status_enum_across_a_real_search(search, tmp_path):
+    """Every status, read from the folders of a real search: running (mid-search), completed,
+    stopped early and diverged trials, and a trial that crashed for good."""
+    path, outcome, live = search
+    assert TrialStatus.UNFINISHED in live.statuses.values()  # reviewed while trials were running
+    exp = review.load_experiment(path)
+    assert all(isinstance(t.status, TrialStatus) for t in exp.trials)
+    seen = {t.status for t in exp.trials}
+    assert {TrialStatus.COMPLETED, TrialStatus.DIVERGED} <= seen and TrialStatus.UNFINISHED not in seen
+    for t in exp.trials:
+        last = results(t.path)[-1] if results(t.path) else {}
+        if t.status is TrialStatus.STOPPED:  # ASHA's stop is the last report's `done`
+            assert last["done"] is True and t.images_seen < 512 and t.reason == f"at {t.images_seen} of 512 images"
+        if t.status is TrialStatus.COMPLETED:
+            assert t.images_seen == 512
+        if t.status is TrialStatus.DIVERGED:
+            assert t.why.startswith("non-finite") and t.score is None
+    # A trial whose worker crashed for good (the search ran with --max-failures 0): its folder as
+    # Ray leaves it, error.txt with one entry per crash, and a report short of the budget.
+    copy = tmp_path / "crashed"
+    shutil.copytree(path, copy)
+    victim = next(t for t in exp.trials if t.status is TrialStatus.COMPLETED)
+    folder = copy / f"trial_{victim.trial_id}"
+    (folder / "result.json").write_text((folder / "result.json").read_text().splitlines()[0] + "\n")
+    (folder / "error.txt").write_text("Failure # 1 (occurred at 2026-11-25_16-45-58)\n"
+                                      "ray.exceptions.RayActorError: The actor died unexpectedly\n")
+    crashed = review.load_experiment(copy).trial(victim.trial_id)
+    assert crashed.status is TrialStatus.FAILED and crashed.reason == "RayActorError: The actor died unexpectedly"
+    assert crashed not in review.load_experiment(copy).ranked()
+
+
 def test_interrupted_or_copied_experiment(search, tmp_path, capsys):
     path, outcome, _ = search
     copy = tmp_path / "from-the-cluster"
@@ -203,10 +242,16 @@ def test_interrupted_or_copied_experiment(search, tmp_path, capsys):
     result = copy / f"trial_{best}" / "result.json"
     text = result.read_text()
     result.write_text(text + text.splitlines()[0][:40])
+    # And one trial cut off after its first report.
+    cut = next((r for r in outcome.rows if r.trial_id != best and len(results(r.path)) >= 2), None)
+    if cut is not None:
+        cut_result = copy / f"trial_{cut.trial_id}" / "result.json"
+        cut_result.write_text(cut_result.read_text().splitlines()[0] + "\n")
     exp = review.load_experiment(copy)
     statuses = {t.trial_id: t.status for t in exp.trials}
     for r in outcome.rows:
-        want = {"stopped": "unfinished"}.get(r.status, r.status)  # without Ray's state: unknown fate
+        # The files alone tell every fate (ASHA's stop is the report's `done`), except the cut trial's.
+        want = "unfinished" if cut is not None and r.trial_id == cut.trial_id else r.status
         assert statuses[r.trial_id] == want, (r.trial_id, r.status, statuses[r.trial_id])
     assert exp.best().trial_id == best
     rows, note = review.importance(exp)
@@ -219,7 +264,18 @@ def test_interrupted_or_copied_experiment(search, tmp_path, capsys):
     if len(finished) >= 3:  # the fallback: rank correlations over the finished trials
         assert "Spearman" in note and rows and all(0 <= v <= 1 for _, v in rows)
     assert main(["review", str(copy), "--export", str(tmp_path / "b.yaml")]) == 0
-    assert "running or interrupted" in capsys.readouterr().out or outcome.count("stopped") == 0
+    assert "running or interrupted" in capsys.readouterr().out or cut is None
+
+
+def test_review_of_a_uri_reads_the_same(search, capsys):
+    """A URI goes through pyarrow's filesystem, as s3:// and gs:// do (file:// needs no network)."""
+    path, _, _ = search
+    assert main(["review", str(path)]) == 0
+    local = capsys.readouterr().out
+    assert main(["review", f"file://{path}"]) == 0
+    remote = capsys.readouterr().out
+    assert remote.splitlines()[0] == local.splitlines()[0].replace(str(path), f"file://{path}")
+    assert remote.splitlines()[1:] == local.splitlines()[1:]
 
 
 def test_explore_a_trial_folder(search, tmp_path):
@@ -235,13 +291,13 @@ def test_explore_a_trial_folder(search, tmp_path):
     ("missing", "no such experiment folder"),
     ("empty", "not a gansearch experiment (no gansearch.json)"),
     ("trial", "this is one trial's folder; review its experiment"),
-    ("s3://bucket/exp", "review reads a local folder; copy the experiment first"),
+    ("uri", "no such experiment folder"),
 ])
 def test_not_an_experiment_is_one_line(search, tmp_path, capsys, what, message):
     path, outcome, _ = search
     (tmp_path / "empty").mkdir()
     arg = {"missing": str(tmp_path / "nope"), "empty": str(tmp_path / "empty"),
-           "trial": str(path / f"trial_{outcome.best.trial_id}")}.get(what, what)
+           "trial": str(path / f"trial_{outcome.best.trial_id}"), "uri": f"file://{tmp_path}/nope"}[what]
     assert main(["review", arg]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1

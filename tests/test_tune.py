@@ -77,27 +77,6 @@ def test_select_device_falls_back_with_one_warning():
     assert device == "cpu" and "GPU 0" in note and "no CUDA" in note
 
 
-def test_pick_best_skips_failed_and_non_finite():
-    from search.tune import TrialRow, pick_best
-
-    def row(tid, status, score, images=100):
-        return TrialRow(tid, status, "", score, images, {}, None, None)
-
-    rows = [row("a", "diverged", None), row("b", "completed", float("nan")), row("c", "stopped", 5.0, 50),
-            row("d", "completed", 7.0), row("e", "failed", 1.0), row("f", "unfinished", 0.5)]
-    assert pick_best(rows, "min").trial_id == "c"
-    assert pick_best(rows, "max").trial_id == "d"
-    assert pick_best([row("a", "diverged", None)], "min") is None
-
-
-def test_reason_is_the_last_exception_line():
-    from search.tune import _reason
-
-    trace = ('Traceback (most recent call last):\n  File "x.py", line 3, in f\n    raise X\n'
-             'ray.exceptions.RayTaskError(TrialDiverged): boom\nsearch.tune.TrialDiverged: non-finite loss_g at step 2\n')
-    assert _reason(trace) == "search.tune.TrialDiverged: non-finite loss_g at step 2"
-
-
 def test_pbt_population_starts_with_the_base_point(tmp_path):
     from search.space import trial_seed
     from search.tune import _pbt_population

@@ -11,6 +11,7 @@ EXAMPLE = """example:
   gansearch review runs/quick
   gansearch review runs/quick --plots runs/quick/plots --export best.yaml
   gansearch review runs/quick --trial 3f2a1c9b --export t3.yaml
+  gansearch review s3://my-bucket/gansearch/dcgan --top 5
   gansearch retrain best.yaml --out runs/best
 
 prints the leaderboard (rank, trial, score and its parts, the searched hyperparameters, images
@@ -18,15 +19,16 @@ seen, status: completed, stopped early, diverged, failed or unfinished, with rea
 hyperparameter importance from the Optuna study, and the best score against the number of
 trials for each architecture and loss (Lucic et al. 2018). --plots writes scores.png,
 best_vs_time.png, slice_<key>.png per searched key, learning_curves.png and top_samples.png
-(the top K trials), and lucic.png. Reads the folder's files only, so a search still running,
-an interrupted one, or one copied from a cluster's storage can be reviewed; nothing in it is
-changed."""
+(the top K trials), and lucic.png. Reads the folder's files only (without Ray), so a search
+still running, an interrupted one, or one on a cluster's storage (s3:// or gs://, or a copy) can
+be reviewed; nothing in it is changed."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("review", help="leaderboard, importance, plots and export of a search",
                        description=__doc__, epilog=EXAMPLE, formatter_class=formatter())
-    p.add_argument("experiment", metavar="EXPERIMENT_PATH", help="the folder `gansearch search` printed")
+    p.add_argument("experiment", metavar="EXPERIMENT_PATH",
+                   help="the experiment `gansearch search` printed (a folder or s3:// / gs:// URI)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="trials in the learning curves and samples")
     p.add_argument("--export", metavar="FILE.yaml", help="write the best (or --trial) trial's config here")
     p.add_argument("--trial", metavar="ID", help="export this trial instead of the best")
@@ -61,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
               f"to {args.export}; train it for the full budget with:\n"
               f"  gansearch retrain {args.export} --out runs/{exp.name}-{t.trial_id}")
     if args.plots:
-        paths = review.write_plots(exp, args.plots, top=args.top, include_stopped=args.include_stopped)
+        from search.review_plots import write_plots
+
+        paths = write_plots(exp, args.plots, top=args.top, include_stopped=args.include_stopped)
         print()
         print(f"plots in {args.plots}: " + ", ".join(p.name for p in paths))
     return 0

@@ -1,0 +1,520 @@
+"""The experiment folder: one owner for its layout, trial statuses, trial records and ranking.
+
+``gansearch search`` (search/tune.py, the Ray adapter) writes an experiment folder through this
+module, and every later command reads it through this module without Ray: review (a search still
+running, an interrupted one, or one on s3:// / gs://), export, retrain and resume. Reading relies
+on public artefacts only: each trial folder's result.json (one JSON line per report, with Tune's
+documented auto-filled keys such as ``done`` and ``checkpoint_dir_name``), params.json,
+error.txt, the checkpoint folders, the Optuna study, and the toolkit's own gansearch.json and
+summary.json. Ray's private experiment_state-*.json is never read.
+
+Layout (``<storage>/<name>``, a local folder or an s3:// / gs:// / file:// URI)::
+
+    gansearch.json      how the search was started (options, space file, Optuna storage)
+    space.yaml          the space file's text; base.yaml the resolved base config
+    optuna.db           the Optuna study (optuna-dashboard sqlite:///.../optuna.db)
+    trial_<id>/         Ray's trial folder: result.json, params.json, error.txt if it failed,
+                        checkpoint_NNNNNN/ (checkpoint.pt, metrics.jsonl, config.yaml),
+                        run/ (samples, learning.gif, curves.png), stdout and stderr
+    summary.json        every trial's record when the search ended, and the best trial
+    best_config.yaml    the best trial's full config (gansearch train --config best_config.yaml)
+
+Example::
+
+    exp = open_experiment("runs/quick")          # or s3://bucket/gansearch/quick
+    for t in exp.ranked():
+        print(t.trial_id, t.status.label, t.score)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from gan_core.config import Config, from_dict
+from gan_core.errors import ConfigError, GansearchError
+from search.storage import Folder, is_uri
+
+if TYPE_CHECKING:
+    from search.space import Space
+
+STATE_FILE = "gansearch.json"
+SPACE_FILE = "space.yaml"
+BASE_FILE = "base.yaml"
+OPTUNA_FILE = "optuna.db"
+SUMMARY_FILE = "summary.json"
+BEST_CONFIG_FILE = "best_config.yaml"
+RESULT_FILE = "result.json"  # Ray Tune: one JSON line per report
+PARAMS_FILE = "params.json"  # Ray Tune: the trial's config
+ERROR_FILE = "error.txt"  # Ray Tune: one "Failure # N" entry per crash
+TRIAL_PREFIX = "trial_"
+CHECKPOINT_PREFIX = "checkpoint_"
+RUN_SUBDIR = "run"  # the loop's own run directory inside a trial folder
+# Files a reported checkpoint carries: enough to resume the loop exactly (samples stay in run/).
+CHECKPOINT_FILES = ("checkpoint.pt", "metrics.jsonl", "config.yaml")
+POINT = "point"  # PBT trials carry their values under this key
+# Keys of a reported result that are bookkeeping, not parts of the score.
+NOT_METRICS = frozenset({
+    "step", "images_seen", "node_id", "device", "gpu_ids", "trial_seed", "started_at", "reported_at",
+    "startup_s", "report_s", "train_eval_s", "timestamp", "checkpoint_dir_name", "should_checkpoint",
+    "done", "training_iteration", "trial_id", "date", "time_this_iter_s", "time_total_s", "pid",
+    "hostname", "node_ip", "config", "time_since_restore", "iterations_since_restore", "experiment_tag",
+    "torch_threads",
+})
+
+
+class TrialDiverged(RuntimeError):
+    """A trial whose losses or weights became NaN/inf: recorded as diverged with this reason."""
+
+
+DIVERGED_NAME = TrialDiverged.__name__  # how a diverged trial is told from a crashed one
+
+
+class TrialStatus(StrEnum):
+    """A trial's fate as the folder tells it (the part Optuna's TrialState plays for a study)."""
+
+    COMPLETED = "completed"  # trained its whole budget
+    STOPPED = "stopped"  # stopped early by the scheduler (ASHA) or the search's time budget
+    DIVERGED = "diverged"  # NaN/inf: the trial raised TrialDiverged
+    FAILED = "failed"  # crashed more often than the search's --max-failures allows
+    # Running, waiting, or cut off by an interrupted driver: the files cannot tell these apart.
+    UNFINISHED = "unfinished"
+
+    @property
+    def label(self) -> str:
+        return "stopped early" if self is TrialStatus.STOPPED else self.value
+
+    @property
+    def finished(self) -> bool:
+        """Trained as far as the search let it: such a trial may be the best."""
+        return self in (TrialStatus.COMPLETED, TrialStatus.STOPPED)
+
+
+# ----------------------------------------------------------------------------- where things go
+
+
+def experiment_path(storage: str | None, name: str) -> str:
+    """``<storage>/<name>``: an absolute local path, or a URI."""
+    root = storage or "runs"
+    if is_uri(root):
+        return root.rstrip("/") + "/" + name
+    return str(Path(root).expanduser().resolve() / name)
+
+
+def optuna_storage_url(exp: str, override: str | None) -> str:
+    """The study's database: --optuna-storage, else SQLite in the experiment folder. SQLite cannot
+    live on s3:// or gs://: for such an experiment the study is a local file under the gansearch
+    cache ($GANSEARCH_CACHE or ~/.cache/gansearch, optuna/<name>-<hash>.db) and a copy goes into
+    the experiment folder at the end."""
+    if override:
+        return override
+    if not is_uri(exp):
+        Path(exp).mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{Path(exp) / OPTUNA_FILE}"
+    root = Path(os.environ.get("GANSEARCH_CACHE") or Path.home() / ".cache" / "gansearch").expanduser()
+    name = exp.rstrip("/").rsplit("/", 1)[-1]
+    local = root / "optuna" / f"{name}-{hashlib.sha256(exp.encode()).hexdigest()[:8]}.db"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{local.resolve()}"
+
+
+# ----------------------------------------------------------------------------- small rules
+
+
+def finite(v: Any) -> bool:
+    """A real number that is not NaN or inf (bools are not scores)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def error_reason(text: str) -> str:
+    """The last ``Type: message`` line of a Ray error trace, without the module path."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ": " in ln and not ln.startswith(("File ", "^", "~", "Failure #")):
+            head, msg = ln.split(": ", 1)
+            if "." in head and " " not in head:
+                head = head.rsplit(".", 1)[-1]
+            return f"{head}: {msg}"
+    return lines[-1] if lines else "unknown error"
+
+
+def failures(error: str) -> int:
+    """How many times the trial crashed: Ray appends one ``Failure # N`` entry per crash."""
+    return len(re.findall(r"^Failure # \d+", error, flags=re.M)) or (1 if error.strip() else 0)
+
+
+def parse_results(text: str) -> list[dict[str, Any]]:
+    """result.json: one JSON object per line; a line cut by a crash (or a running search) ends it."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            break
+        if isinstance(row, dict):
+            out.append(row)
+    return out
+
+
+def trial_params(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's sampled values: the config itself, or its PBT member under ``point``."""
+    return dict(config[POINT]) if isinstance(config.get(POINT), dict) else dict(config)
+
+
+def derive_status(*, images: int, budget: int | None, done: bool = False, error: str = "",
+                  max_failures: int = 0, ray_status: str | None = None,
+                  summary: dict[str, Any] | None = None) -> tuple[TrialStatus, str]:
+    """A trial's status and the reason, from what its folder says.
+
+    ``error`` is error.txt (a crash is final once it happened more than ``max_failures`` times,
+    Ray's retry rule); ``done`` is the last report's ``done`` (Tune sets it when the scheduler
+    stops a trial); ``summary`` is the trial's entry in summary.json, which knows how trials ended
+    that the other files cannot tell (the search's time budget). ``ray_status`` is Ray's view,
+    passed only by the writer at the end of a search."""
+    of = f" of {budget}" if budget else ""
+    # Ray retries a crashed trial max_failures times (forever when negative) before giving up.
+    crashed = bool(error) and max_failures >= 0 and failures(error) > max_failures
+    if ray_status == "ERROR" or (ray_status is None and crashed and not (budget and images >= budget)):
+        reason = error_reason(error) if error else "error (no trace saved)"
+        if DIVERGED_NAME in reason:
+            return TrialStatus.DIVERGED, reason
+        return TrialStatus.FAILED, reason
+    if budget and images >= budget:
+        return TrialStatus.COMPLETED, ""
+    if ray_status == "TERMINATED" or (ray_status is None and done):
+        if budget is None:  # no space file: the budget is unknown, so is "early"
+            return TrialStatus.COMPLETED, ""
+        return TrialStatus.STOPPED, f"at {images}{of} images"
+    if ray_status is None and summary and summary.get("status") in set(TrialStatus):
+        return TrialStatus(summary["status"]), str(summary.get("reason") or "")
+    if ray_status is not None:
+        return TrialStatus.UNFINISHED, f"{ray_status.lower()} when the search ended" + \
+            (f", at {images}{of} images" if images else "")
+    if images:
+        return TrialStatus.UNFINISHED, f"running or interrupted at {images}{of} images"
+    return TrialStatus.UNFINISHED, "no evaluation reported yet (running, or interrupted before the first)"
+
+
+
+# ----------------------------------------------------------------------------- trial records
+
+
+@dataclass
+class TrialRecord:
+    """One trial of a search, the same for the writer (summary.json) and every reader."""
+
+    trial_id: str
+    status: TrialStatus
+    reason: str
+    score: float | None  # the objective in the last report (None when diverged)
+    images_seen: int  # images trained when the last report was made
+    params: dict[str, Any]  # the sampled values
+    path: str  # the trial folder
+    checkpoint: str | None  # the folder of the newest reported checkpoint
+    node_id: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)  # the last report's numbers and strings
+    results: list[dict[str, Any]] = field(default_factory=list, repr=False)  # every report
+    started: float = 0.0
+    config: Config | None = field(default=None, repr=False)  # what it trained, when known
+    error: str = field(default="", repr=False)  # error.txt
+
+    SUMMARY_KEYS = ("trial_id", "status", "reason", "score", "images_seen", "params", "path",
+                    "checkpoint", "node_id", "metrics")
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.results[-1] if self.results else {}
+
+    @property
+    def why(self) -> str:
+        """The reason, without an exception name the status already says (diverged)."""
+        if self.status is TrialStatus.DIVERGED and self.reason.startswith(f"{DIVERGED_NAME}: "):
+            return self.reason[len(DIVERGED_NAME) + 2:]
+        return self.reason
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as summary.json keeps it."""
+        out = {k: getattr(self, k) for k in self.SUMMARY_KEYS}
+        out["status"] = str(self.status)
+        return out
+
+
+def read_trial(folder: Folder, name: str, *, metric: str, budget: int | None, max_failures: int = 0,
+               ray_status: str | None = None, summary: dict[str, Any] | None = None,
+               space: Space | None = None, with_config: bool = False) -> TrialRecord:
+    """Read one trial folder (``name`` inside ``folder``)."""
+    names = folder.entries(name)
+    results = parse_results(folder.read_text(f"{name}/{RESULT_FILE}") or "")
+    last = results[-1] if results else {}
+    raw = folder.read_json(f"{name}/{PARAMS_FILE}")
+    params = trial_params(raw if isinstance(raw, dict) else (last.get("config") or {}))
+    images = int(last.get("images_seen", 0) or 0)
+    error = (folder.read_text(f"{name}/{ERROR_FILE}") or "") if ERROR_FILE in names else ""
+    status, reason = derive_status(images=images, budget=budget, done=bool(last.get("done")), error=error,
+                                   max_failures=max_failures, ray_status=ray_status, summary=summary)
+    score = last.get(metric)
+    checkpoints = sorted(n for n, is_dir in names.items() if is_dir and n.startswith(CHECKPOINT_PREFIX))
+    named = last.get("checkpoint_dir_name")
+    ckpt = named if named in checkpoints else (checkpoints[-1] if checkpoints else None)
+    started = last.get("started_at") or (results[0].get("timestamp") if results else None)
+    record = TrialRecord(
+        trial_id=str(last.get("trial_id") or name.removeprefix(TRIAL_PREFIX)),
+        status=status,
+        reason=reason,
+        score=float(score) if finite(score) and status is not TrialStatus.DIVERGED else None,
+        images_seen=images,
+        params=params,
+        path=folder.locate(name),
+        checkpoint=folder.locate(f"{name}/{ckpt}") if ckpt else None,
+        node_id=last.get("node_id"),
+        metrics={k: v for k, v in last.items() if finite(v) or isinstance(v, str)},
+        results=results,
+        started=float(started) if finite(started) else 0.0,
+        error=error,
+    )
+    if with_config:
+        record.config = _trial_config(folder, name, checkpoints, ckpt, params, space)
+    return record
+
+
+def _trial_config(folder: Folder, name: str, checkpoints: list[str], preferred: str | None,
+                  params: dict[str, Any], space: Space | None) -> Config | None:
+    """What the trial trained: a checkpoint's config.yaml (the preferred one first, then the
+    newest), its run folder's, else the space applied to its sampled values."""
+    order = ([preferred] if preferred else []) + [c for c in reversed(checkpoints) if c != preferred]
+    for rel in [f"{name}/{c}/config.yaml" for c in order] + [f"{name}/{RUN_SUBDIR}/config.yaml"]:
+        text = folder.read_text(rel)
+        if text is None:
+            continue
+        try:
+            return from_dict(yaml.safe_load(text) or {})
+        except (ConfigError, yaml.YAMLError):
+            continue
+    if space is not None and params:
+        try:
+            return space.config_for(params)
+        except GansearchError:
+            return None
+    return None
+
+
+def local_checkpoint(t: TrialRecord, tmp: Path) -> Path | None:
+    """The trial's checkpoint.pt on this machine: its reported checkpoint, else its run folder's
+    (a trial that has not reported yet); fetched into ``tmp`` when the experiment is remote."""
+    for where, rel in ((t.checkpoint, CHECKPOINT_FILES[0]), (t.path, f"{RUN_SUBDIR}/{CHECKPOINT_FILES[0]}")):
+        if not where:
+            continue
+        if not is_uri(where):
+            if Path(where, rel).is_file():
+                return Path(where, rel)
+            continue
+        dest = tmp / f"{t.trial_id}-{abs(hash(where))}.pt"
+        if Folder(where).download(rel, dest) is not None:
+            return dest
+    return None
+
+
+def ranked(trials: list[TrialRecord], mode: str) -> list[TrialRecord]:
+    """Trials with a finite score, best first; ties go to the longer-trained, then the lower id."""
+    sign = 1.0 if mode == "min" else -1.0
+    ok = [t for t in trials if t.status in (TrialStatus.COMPLETED, TrialStatus.STOPPED, TrialStatus.UNFINISHED)
+          and finite(t.score)]
+    return sorted(ok, key=lambda t: (sign * float(t.score), -t.images_seen, t.trial_id))  # type: ignore[arg-type]
+
+
+def best(trials: list[TrialRecord], mode: str) -> TrialRecord | None:
+    """The best trial that finished (completed or stopped early) with a finite score, if any."""
+    return next((t for t in ranked(trials, mode) if t.status.finished), None)
+
+
+# ----------------------------------------------------------------------------- the experiment
+
+
+@dataclass
+class Experiment:
+    """An experiment folder as read: how the search was started, its space, and every trial."""
+
+    path: str
+    name: str
+    state: dict[str, Any]
+    metric: str
+    mode: str
+    budget_images: int | None
+    trials: list[TrialRecord]
+    space: Any = None  # search.space.Space, when space.yaml could be read
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def folder(self) -> Folder:
+        return Folder(self.path)
+
+    @property
+    def sign(self) -> float:
+        return 1.0 if self.mode == "min" else -1.0
+
+    def ranked(self) -> list[TrialRecord]:
+        return ranked(self.trials, self.mode)
+
+    def best(self) -> TrialRecord | None:
+        return best(self.trials, self.mode)
+
+    def trial(self, trial_id: str) -> TrialRecord:
+        want = trial_id.removeprefix(TRIAL_PREFIX)
+        for t in self.trials:
+            if t.trial_id == want:
+                return t
+        ids = ", ".join(t.trial_id for t in self.trials[:12]) + (" ..." if len(self.trials) > 12 else "")
+        raise GansearchError(f"--trial: {trial_id!r} is not a trial of {self.path} (trials: {ids or 'none'})")
+
+    def count(self, status: str) -> int:
+        return sum(t.status == status for t in self.trials)
+
+
+def read_state(folder: Folder) -> dict[str, Any]:
+    """gansearch.json; a folder that is not an experiment is a one-line GansearchError."""
+    where = folder.root
+    if not folder.is_dir():
+        raise GansearchError(f"{where}: no such experiment folder")
+    text = folder.read_text(STATE_FILE)
+    if text is None:
+        names = folder.entries()
+        if PARAMS_FILE in names or RESULT_FILE in names:
+            parent = where.rstrip("/").rsplit("/", 1)[0] if is_uri(where) else str(Path(where).parent)
+            raise GansearchError(f"{where}: this is one trial's folder; review its experiment: {parent}")
+        raise GansearchError(f"{where}: not a gansearch experiment (no {STATE_FILE}); give the folder "
+                             "`gansearch search` printed (e.g. runs/quick)")
+    try:
+        state = json.loads(text)
+    except ValueError:
+        state = None
+    if not isinstance(state, dict):
+        raise GansearchError(f"{where}/{STATE_FILE}: not valid JSON (is the copy complete?)")
+    return state
+
+
+def read_space(folder: Folder) -> Space:
+    """The search space saved in the experiment (parsed without Ray or models)."""
+    from search.space import parse_space
+
+    text = folder.read_text(SPACE_FILE)
+    if text is None:
+        raise GansearchError(f"{folder.root}: no {SPACE_FILE} in the experiment")
+    base_text = folder.read_text(BASE_FILE)
+    try:
+        base = from_dict(yaml.safe_load(base_text) or {}) if base_text is not None else None
+    except yaml.YAMLError as exc:
+        raise GansearchError(f"{folder.root}/{BASE_FILE}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_space(text, f"{folder.root}/{SPACE_FILE}", base_config=base, dry_run=0)
+
+
+def _try_space(folder: Folder) -> tuple[Space | None, str | None]:
+    """The saved space, or None and a note why not (review guesses the searched keys then)."""
+    if folder.read_bytes(SPACE_FILE) is None:
+        return None, f"no {SPACE_FILE} in the experiment: searched parameters guessed from the trials"
+    try:
+        return read_space(folder), None
+    except (GansearchError, yaml.YAMLError) as exc:
+        return None, (f"{folder.root}/{SPACE_FILE}: could not be read ({str(exc).splitlines()[0]}); "
+                      "searched parameters guessed")
+
+
+def trial_folders(folder: Folder) -> list[str]:
+    """The names of the trial folders (those holding Ray's params.json or result.json)."""
+    out = []
+    for name, is_dir in sorted(folder.entries().items()):
+        if is_dir:
+            inside = folder.entries(name)
+            if PARAMS_FILE in inside or RESULT_FILE in inside:
+                out.append(name)
+    return out
+
+
+def open_experiment(path: str | Path, *, ray_status: dict[str, str] | None = None,
+                    with_configs: bool = True) -> Experiment:
+    """Read an experiment folder written by ``gansearch search`` (a path or a URI).
+
+    ``ray_status`` maps trial ids to Ray's status; only the writer at the end of a search has
+    it. Trials come in the order they started."""
+    folder = Folder(path)
+    state = read_state(folder)
+    space, note = _try_space(folder)
+    notes = [note] if note else []
+    metric = str(state.get("metric") or (space.objective.metric if space else "score"))
+    mode = str(state.get("mode") or (space.objective.mode if space else "min"))
+    budget = space.budget.images if space is not None else None
+    opts = state.get("options") or {}
+    # Without the option recorded, any crash counts as final (as a search without retries).
+    max_failures = int(opts.get("max_failures", 0) if isinstance(opts, dict) else 0)
+    summary = folder.read_json(SUMMARY_FILE) or {}
+    rows = summary.get("trials", []) if isinstance(summary, dict) else []
+    by_id = {str(r.get("trial_id")): r for r in rows if isinstance(r, dict)}
+    names = trial_folders(folder)
+    known = {n.removeprefix(TRIAL_PREFIX) for n in names}
+    names += [TRIAL_PREFIX + tid for tid in sorted(ray_status or {}) if tid not in known]  # never started
+    trials = []
+    for name in names:
+        tid = name.removeprefix(TRIAL_PREFIX)
+        trials.append(read_trial(folder, name, metric=metric, budget=budget, max_failures=max_failures,
+                                 ray_status=(ray_status or {}).get(tid), summary=by_id.get(tid),
+                                 space=space, with_config=with_configs))
+    trials.sort(key=lambda t: (t.started, t.trial_id))
+    if not trials:
+        notes.append("no trials yet (the search may be starting)")
+    return Experiment(folder.root, str(state.get("name") or folder.root.rstrip("/").rsplit("/", 1)[-1]),
+                      state, metric, mode, budget, trials, space, notes)
+
+
+# ----------------------------------------------------------------------------- what the search writes
+
+
+def write_summary(exp: Experiment, *, best_config: str | None, interrupted: bool) -> str:
+    """summary.json: every trial's record and the best one, for readers after the search."""
+    top = exp.best()
+    summary = {
+        "experiment": exp.path,
+        "metric": exp.metric,
+        "mode": exp.mode,
+        "interrupted": interrupted,
+        "best": None if top is None else {**top.to_json(), "config": best_config},
+        "counts": {str(s): exp.count(s) for s in TrialStatus},
+        "trials": [t.to_json() for t in sorted(exp.trials, key=lambda t: t.trial_id)],
+    }
+    return exp.folder.write_text(SUMMARY_FILE, json.dumps(summary, indent=2, default=str))
+
+
+def open_study(exp: Experiment, tmp: Path) -> Any:
+    """The search's Optuna study, opened from a local copy of its SQLite file (never the original,
+    which a running search may be writing), or from the shared database --optuna-storage named;
+    None when there is none."""
+    import optuna
+
+    url = None
+    copy = exp.folder.download(OPTUNA_FILE, tmp / OPTUNA_FILE)
+    if copy is not None:
+        for suffix in ("-wal", "-shm"):
+            exp.folder.download(OPTUNA_FILE + suffix, tmp / (OPTUNA_FILE + suffix))
+        url = f"sqlite:///{copy}"
+    elif exp.state.get("optuna_storage") and not str(exp.state["optuna_storage"]).startswith("sqlite"):
+        url = str(exp.state["optuna_storage"])
+    if url is None:
+        return None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(url, skip_table_creation=True) if url.startswith("sqlite") \
+        else optuna.storages.RDBStorage(url)
+    names = optuna.study.get_all_study_names(storage)
+    name = exp.state.get("name") if exp.state.get("name") in names else (names[0] if len(names) == 1 else None)
+    if name is None:
+        return None
+    return optuna.load_study(study_name=name, storage=storage)
