@@ -69,6 +69,10 @@ class ModelConfig:
     output: str = field(
         default="sigmoid", metadata=_choices("sigmoid", "tanh", "stretched-sigmoid")
     )
+    # dcgan-lite only (the seeds' architectures keep their own fixed layers):
+    g_norm: str = field(default="batch", metadata=_choices("batch", "none", "instance", "layer"))
+    d_norm: str = field(default="none", metadata=_choices("none", "batch", "layer"))
+    upsample: str = field(default="transpose", metadata=_choices("transpose", "nearest", "bilinear"))
 
 
 @dataclass

@@ -15,8 +15,9 @@ Conventions shared by all architectures:
 - ``width`` multiplies every channel or unit count (rounded, at least 1).
 - ``bn_momentum`` is Keras' (0.9 keeps 90 % of the running mean): torch momentum = 1 - it;
   batch norm uses Keras' eps 1e-3.
-- Keras seeds (mlp, dcgan-*) use Keras' default init (Glorot-uniform weights, zero biases);
-  ``cgan`` uses seed 004's truncated normal with stddev 2/sqrt(weight size), zero biases.
+- Keras seeds (mlp, dcgan-upsample, dcgan-transpose) use Keras' default init (Glorot-uniform
+  weights, zero biases); ``cgan`` uses seed 004's truncated normal with stddev
+  2/sqrt(weight size), zero biases; ``dcgan-lite`` (no seed) DCGAN's N(0, 0.02).
   Initialisation draws from torch's global RNG: seed it (``torch.manual_seed``) before ``build``.
 - Conditional models take ``y`` as (B, num_classes) float label vectors (one-hot, or mixed /
   fractional for interpolation) or as int64 class indices (B,); unconditional models ignore ``y``.
@@ -399,6 +400,14 @@ def _build_cgan(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
     return G, D
 
 
+def _build_dcgan_lite(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
+    """A DCGAN sized for CPUs and wide searches; it lives in ``gan_core.dcgan_lite`` (imported
+    here, not at the top: it builds on this module's blocks)."""
+    from gan_core.dcgan_lite import build_dcgan_lite
+
+    return build_dcgan_lite(cfg, shape, num_classes)
+
+
 Builder = Callable[[ModelConfig, Shape, int], Pair]
 
 ARCHITECTURES: dict[str, Builder] = {
@@ -406,6 +415,7 @@ ARCHITECTURES: dict[str, Builder] = {
     "dcgan-upsample": _build_dcgan_upsample,
     "dcgan-transpose": _build_dcgan_transpose,
     "cgan": _build_cgan,
+    "dcgan-lite": _build_dcgan_lite,
 }
 
 

@@ -24,12 +24,14 @@ TINY_MODEL = {
     "dcgan-upsample": {"width": 0.0625},
     "dcgan-transpose": {"width": 0.125},
     "cgan": {"width": 0.0625},
+    "dcgan-lite": {"width": 0.125},
 }
 PRESET_OF = {
     "mlp": "mnist-mlp",
     "dcgan-upsample": "mnist-dcgan",
     "dcgan-transpose": "fashion-dcgan",
     "cgan": "mnist-cgan",
+    "dcgan-lite": "mnist-dcgan-lite",
 }
 
 

@@ -30,6 +30,9 @@ SEED_CONFIGS = {
                        dropout=0.5, g_dropout=0.0, g_activation="relu", d_activation="relu",
                        output="stretched-sigmoid"),
 }
+# dcgan-lite is no seed: its preset's model (mnist-dcgan-lite.yaml).
+LITE = ModelConfig(arch="dcgan-lite", latent_dist="normal", g_depth=1, d_depth=2, dropout=0.0,
+                   g_dropout=0.0, g_activation="relu", leaky_slope=0.2, output="tanh")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -43,7 +46,7 @@ def _one_thread():
 
 
 def _cfg(arch: str, **kw) -> ModelConfig:
-    base = next(c for c in SEED_CONFIGS.values() if c.arch == arch)
+    base = next(c for c in [*SEED_CONFIGS.values(), LITE] if c.arch == arch)
     return dataclasses.replace(base, **{**TINY, **kw})
 
 
@@ -62,7 +65,7 @@ def _unchanged(before: dict[str, torch.Tensor], m: nn.Module) -> list[str]:
     return [k for k, p in m.named_parameters() if torch.equal(before[k], p.detach())]
 
 
-CASES = [(arch, MNIST) for arch in models.ARCHITECTURES] + [("dcgan-upsample", COLOR)]
+CASES = [(arch, MNIST) for arch in models.ARCHITECTURES] + [("dcgan-upsample", COLOR), ("dcgan-lite", COLOR)]
 
 
 @pytest.mark.parametrize("loss_name", list(losses.LOSSES))
@@ -350,3 +353,139 @@ def test_estimate_flops_counts_multiply_adds_twice():
     assert f["d"] == 2 * (14 * 14 * 64 * 25 + 7 * 7 * 128 * 64 * 25 + 16 * 256 * 128 * 25
                           + 16 * 512 * 256 * 25 + 8192)
     assert f["g"] > 0 and f["train_step"] == 4 * f["g"] + 9 * f["d"]
+
+
+# ----------------------------------------------------------------------------- dcgan-lite
+
+
+def _layers(net: nn.Module, kinds) -> list[tuple[str, int, int]]:
+    return [(type(m).__name__, m.in_channels, m.out_channels) for m in net.modules() if isinstance(m, kinds)]
+
+
+def test_dcgan_lite_layers_computes_at_low_resolution():
+    conv = (nn.Conv2d, nn.ConvTranspose2d)
+    cfg = dataclasses.replace(LITE, width=1.0)
+    G, D = models.build(cfg, MNIST, 10)
+    assert G.net[0].out_features == 64 * 7 * 7  # z -> (64, 7, 7)
+    assert _layers(G, conv) == [("ConvTranspose2d", 64, 32), ("ConvTranspose2d", 32, 16), ("Conv2d", 16, 1)]
+    assert _layers(D, conv) == [("Conv2d", 1, 32), ("Conv2d", 32, 64)]  # 14x14, then 7x7
+    assert D.head[0].in_features == 64 * 7 * 7
+    # Exact arithmetic: linear, two k4 transposed convs at 7 and 14 px, k3 conv at 28 px; D's
+    # k4 stride-2 convs out at 14 and 7 px, then the dense logit.
+    f = models.flops_per_image(G, D)
+    assert f["g"] == 2 * (100 * 64 * 49 + 49 * 64 * 32 * 16 + 196 * 32 * 16 * 16 + 784 * 16 * 9)
+    assert f["d"] == 2 * (196 * 32 * 16 + 49 * 64 * 32 * 16 + 64 * 49)
+    # 64x64 RGB: 8 -> 16 -> 32 -> 64 with channels halving; D mirrors G's channels per size.
+    G, D = models.build(dataclasses.replace(cfg, g_depth=2, d_depth=4), COLOR, 10)
+    assert G.net[0].out_features == 64 * 8 * 8
+    assert _layers(G, conv) == [("Conv2d", 64, 64), ("ConvTranspose2d", 64, 32), ("ConvTranspose2d", 32, 16),
+                                ("ConvTranspose2d", 16, 8), ("Conv2d", 8, 3)]
+    assert _layers(D, conv) == [("Conv2d", 3, 16), ("Conv2d", 16, 32), ("Conv2d", 32, 64), ("Conv2d", 64, 128)]
+    assert D.head[0].in_features == 128 * 4 * 4
+    # Layers followed by a norm carry no bias; the output conv and D (d_norm none) do.
+    assert [m.bias is None for m in G.net if isinstance(m, (nn.Linear, *conv))] == [True] * 5 + [False]
+    assert all(m.bias is not None for m in D.modules() if isinstance(m, (nn.Linear, *conv)))
+
+
+@pytest.mark.parametrize("shape", [MNIST, COLOR, (1, 32, 32), (3, 24, 40)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("upsample", ["transpose", "nearest", "bilinear"])
+def test_dcgan_lite_every_upsample_builds_trains_and_keeps_the_layout(upsample, shape):
+    torch.manual_seed(0)
+    G, D = models.build(_cfg("dcgan-lite", upsample=upsample, d_depth=4), shape, 0)
+    opt = torch.optim.Adam([*G.parameters(), *D.parameters()], lr=1e-3)
+    z, _ = _inputs(G, 4)
+    x = G(z)
+    assert x.shape == (4, *shape) and x.is_contiguous()  # channels_last stays inside the nets
+    assert x.min() >= -1 and x.max() <= 1
+    assert x.view(4, -1).shape == (4, math.prod(shape))
+    before = _snapshot(G)
+    loss = losses.LOSSES["bce"].g_loss(D(x))
+    opt.zero_grad()
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in [*G.parameters(), *D.parameters()])
+    opt.step()
+    assert _unchanged(before, G) == []
+
+
+def test_dcgan_lite_upsample_kinds_draw_differently():
+    outs = {}
+    for kind in ("transpose", "nearest", "bilinear"):
+        torch.manual_seed(0)
+        G, _ = models.build(_cfg("dcgan-lite", upsample=kind), MNIST, 0)
+        G.eval()
+        outs[kind] = G(_inputs(G, 2)[0])
+    assert [m for m in G.net if isinstance(m, nn.Upsample)][0].mode == "bilinear"
+    # nearest and bilinear share every weight (same layers, same seed) yet differ in the output.
+    assert not torch.equal(outs["nearest"], outs["bilinear"])
+    assert not torch.equal(outs["transpose"], outs["nearest"])
+
+
+@pytest.mark.parametrize(("g_norm", "d_norm"), [("batch", "none"), ("none", "batch"), ("instance", "layer"),
+                                                ("layer", "none")])
+def test_dcgan_lite_norms_build_train_and_normalise_as_named(g_norm, d_norm):
+    torch.manual_seed(0)
+    G, D = models.build(_cfg("dcgan-lite", g_norm=g_norm, d_norm=d_norm, d_depth=3), MNIST, 0)
+    kinds = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d, "layer": nn.GroupNorm}
+    g_norms = [m for m in G.modules() if isinstance(m, tuple(kinds.values()))]
+    d_norms = [m for m in D.modules() if isinstance(m, tuple(kinds.values()))]
+    assert len(g_norms) == (0 if g_norm == "none" else 3)  # projection + two upsampling stages
+    assert all(type(m) is kinds[g_norm] for m in g_norms)
+    assert len(d_norms) == (0 if d_norm == "none" else 2)  # none on D's first conv
+    assert all(type(m) is kinds[d_norm] for m in d_norms)
+    z, _ = _inputs(G, 6)
+    # Only batch norm mixes the images of a batch (in training mode).
+    alone, together = G(z[:1]), G(z)[:1]
+    assert torch.allclose(alone, together, atol=1e-5) == (g_norm != "batch")
+    real = torch.rand(6, *MNIST) * 2 - 1
+    loss = losses.LOSSES["bce"].d_loss(D(real), D(G(z).detach()))
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in D.parameters())
+
+
+@pytest.mark.parametrize(("key", "value", "choices"), [
+    ("upsample", "pixelshuffle", "transpose, nearest, bilinear"),
+    ("g_norm", "group", "batch, none, instance, layer"),
+    ("d_norm", "instance", "none, batch, layer"),
+])
+def test_dcgan_lite_bad_choice_is_one_line_listing_the_choices(key, value, choices):
+    from gan_core.config import apply_overrides, load_preset
+
+    message = f"model.{key}: {value!r} is not one of {choices}"
+    with pytest.raises(ConfigError) as exc:
+        apply_overrides(load_preset("mnist-dcgan-lite"), [f"model.{key}={value}"])
+    assert str(exc.value) == message
+    with pytest.raises(ConfigError) as exc:  # a ModelConfig built in code is checked at build
+        models.build(dataclasses.replace(LITE, **{key: value}), MNIST, 0)
+    assert str(exc.value) == message
+
+
+def test_dcgan_lite_grows_with_width():
+    sizes = []
+    for width in (0.25, 0.5, 1.0, 2.0):
+        G, D = models.build(dataclasses.replace(LITE, width=width), MNIST, 0)
+        sizes.append((models.count_params(G), models.count_params(D), models.flops_per_image(G, D)["train_step"]))
+    for small, big in zip(sizes, sizes[1:], strict=False):
+        assert all(b > s for s, b in zip(small, big, strict=True))
+    # Doubling the width quadruples the conv weights and doubles G's dense projection (most of
+    # G's parameters at 28 px, though little of its arithmetic).
+    assert 2.0 < sizes[3][0] / sizes[2][0] < 2.5 and 3.5 < sizes[3][1] / sizes[2][1] < 4.0
+    assert 3.0 < sizes[3][2] / sizes[2][2] < 4.0
+
+
+def test_dcgan_lite_takes_spectral_norm_and_still_counts_flops():
+    torch.manual_seed(0)
+    plain = models.flops_per_image(*models.build(_cfg("dcgan-lite", d_norm="layer", d_depth=3), COLOR, 0))
+    G, D = models.build(_cfg("dcgan-lite", d_norm="layer", d_depth=3, spectral_norm="both"), COLOR, 0)
+    kinds = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+    assert all(nn.utils.parametrize.is_parametrized(m, "weight") for m in [*G.modules(), *D.modules()]
+               if isinstance(m, kinds))
+    assert models.flops_per_image(G, D) == plain
+    opt = torch.optim.Adam(D.parameters(), lr=1e-3)
+    z, _ = _inputs(G, 4)
+    loss = losses.LOSSES["hinge"].d_loss(D(torch.rand(4, *COLOR) * 2 - 1), D(G(z).detach()))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss)
+    w = D.features[1].weight  # the first conv, normalised: largest singular value ~1
+    assert torch.linalg.matrix_norm(w.detach().flatten(1), ord=2).item() == pytest.approx(1.0, abs=0.1)

@@ -1,0 +1,158 @@
+"""``dcgan-lite``: a DCGAN sized for CPUs and wide searches (28x28 grey, 64x64 RGB, any size).
+
+On a CPU a convolution costs far more per image than a dense layer of the same arithmetic, and
+its cost grows with the pixels it computes at. So this network does its work at low resolution
+and keeps the full-resolution layers thin (G at width 1 on 28x28: 64 channels at 7x7, 32 at
+14x14, 16 at 28x28; about 7 MFLOP per image forward)::
+
+    G: z -> linear (C0, H0, W0) + norm + act, g_depth - 1 convs k3 at H0 x W0, then stages
+       that double the size, each a transposed conv k4 s2 (``upsample: transpose``: computes
+       at the input size, the cheapest) or 2x nearest/bilinear upsampling + conv k3, channels
+       halving, + norm + act; conv k3 to C channels + the output activation.
+    D: d_depth convs halving the size (k4 s2 p1, k3 on odd sizes, so ceil(n/2); k3 s1 once the
+       size is 4 or less), each with G's channel count at the size it outputs (doubling: 28px
+       32, 64, 128; 64px 16, 32, 64, 128), norm (not on the first), LeakyReLU; flatten,
+       dropout, linear to 1 logit.
+
+H0 x W0 is the image halved while it stays divisible and at least 7 pixels (28 -> 7, 64 -> 8,
+32 -> 8). ``model.g_norm`` (batch | none | instance | layer), ``model.d_norm`` (none | batch |
+layer) and ``model.upsample`` belong to this architecture alone; ``width``, ``g_depth``,
+``d_depth``, ``dropout``, ``g_activation``, ``d_activation``, ``leaky_slope``, ``bn_momentum``
+and ``output`` mean what they mean elsewhere. Convolutions run in channels_last memory format
+(converted inside the modules, so callers pass and get ordinary tensors); layers followed by a
+norm have no bias; activations are in place.
+
+Init is DCGAN's N(0, 0.02) (BN scales N(1, 0.02)): see ``dcgan_init``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor, nn
+
+from gan_core.config import ModelConfig
+from gan_core.errors import ConfigError
+from gan_core.models import (
+    Discriminator,
+    Generator,
+    OutputActivation,
+    Pair,
+    Shape,
+    _bn2d,
+    _dropout,
+    _g_meta,
+    _meta,
+    _upsample_stages,
+    _w,
+)
+
+ARCH = "dcgan-lite"
+G_BASE = 64  # G channels at the lowest resolution, at width 1; halved at every doubling
+
+
+class ChannelsLast(nn.Module):
+    """Puts a 4-d activation in channels_last (NHWC) memory, which oneDNN's CPU convolutions
+    run without reordering; the tensor's shape and values are unchanged."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last)
+
+
+class Contiguous(nn.Module):
+    """Back to the default layout, so code that ``view``s G's images keeps working."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.contiguous()
+
+
+def _choice(cfg: ModelConfig, key: str) -> str:
+    """The value of a choice field, checked here too: a ModelConfig built in code skips YAML."""
+    value = getattr(cfg, key)
+    choices = next(f for f in dataclasses.fields(ModelConfig) if f.name == key).metadata["choices"]
+    if value not in choices:
+        raise ConfigError(f"model.{key}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _norm(kind: str, n: int, cfg: ModelConfig) -> list[nn.Module]:
+    """A per-channel norm for (B, n, H, W): batch (Keras eps and momentum, as elsewhere),
+    instance (affine), layer (GroupNorm with one group: over C, H and W), or none."""
+    if kind == "batch":
+        return [_bn2d(n, cfg)]
+    if kind == "instance":
+        return [nn.InstanceNorm2d(n, affine=True)]
+    if kind == "layer":
+        return [nn.GroupNorm(1, n)]
+    return []
+
+
+def _act(kind: str, slope: float) -> nn.Module:
+    """In-place activation: every layer before it (linear, conv, norm) keeps what its backward
+    needs elsewhere, so overwriting its output saves a tensor per layer."""
+    return nn.ReLU(inplace=True) if kind == "relu" else nn.LeakyReLU(slope, inplace=True)
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN's init (Radford et al.): weights N(0, 0.02), norm scales N(1, 0.02), biases 0.
+
+    The DCGAN recipe this architecture follows was tuned with it."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def build_dcgan_lite(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
+    """(G, D) of ``dcgan-lite`` for images of ``shape``; see the module docstring."""
+    g_norm, d_norm, upsample = _choice(cfg, "g_norm"), _choice(cfg, "d_norm"), _choice(cfg, "upsample")
+    _choice(cfg, "g_activation")
+    _choice(cfg, "d_activation")
+    c, h, w = shape
+    n_up = _upsample_stages(h, w)
+    h0, w0 = h // 2**n_up, w // 2**n_up
+    g_bias = g_norm == "none"
+    c0 = _w(G_BASE, cfg.width)
+    g: list[nn.Module] = [
+        nn.Linear(cfg.latent_dim, c0 * h0 * w0, bias=g_bias), nn.Unflatten(1, (c0, h0, w0)),
+        ChannelsLast(), *_norm(g_norm, c0, cfg), _act(cfg.g_activation, cfg.leaky_slope),
+    ]
+    for _ in range(cfg.g_depth - 1):
+        g += [nn.Conv2d(c0, c0, 3, padding=1, bias=g_bias), *_norm(g_norm, c0, cfg),
+              _act(cfg.g_activation, cfg.leaky_slope)]
+    prev = c0
+    for i in range(n_up):
+        ch = _w(G_BASE / 2 ** (i + 1), cfg.width)
+        if upsample == "transpose":
+            g.append(nn.ConvTranspose2d(prev, ch, 4, stride=2, padding=1, bias=g_bias))
+        else:
+            g += [nn.Upsample(scale_factor=2, mode=upsample),
+                  nn.Conv2d(prev, ch, 3, padding=1, bias=g_bias)]
+        g += [*_norm(g_norm, ch, cfg), _act(cfg.g_activation, cfg.leaky_slope)]
+        prev = ch
+    g += [nn.Conv2d(prev, c, 3, padding=1), Contiguous(), OutputActivation(cfg.output)]
+
+    d: list[nn.Module] = [ChannelsLast()]
+    prev, sh, sw = c, h, w
+    for i in range(cfg.d_depth):
+        ch = _w(G_BASE * 2 ** (i + 1 - n_up), cfg.width)  # G's channel count at this size
+        # Halve while the side is > 4: k4 s2 p1 gives n/2 on even sides, k3 s2 p1 ceil(n/2) on
+        # odd ones; at 4 pixels or less a k3 s1 p1 conv keeps the size.
+        kernel = tuple(3 if s <= 4 or s % 2 else 4 for s in (sh, sw))
+        stride = tuple(2 if s > 4 else 1 for s in (sh, sw))
+        norm = _norm(d_norm, ch, cfg) if i > 0 else []
+        d += [nn.Conv2d(prev, ch, kernel, stride=stride, padding=1, bias=not norm), *norm,
+              _act(cfg.d_activation, cfg.leaky_slope)]
+        prev, sh, sw = ch, -(-sh // stride[0]), -(-sw // stride[1])
+    d += [nn.Flatten(), *_dropout(cfg.dropout)]
+    G = Generator(nn.Sequential(*g), **_g_meta(cfg, ARCH, shape, num_classes, False))
+    D = Discriminator(nn.Sequential(*d), nn.Sequential(nn.Linear(prev * sh * sw, 1)),
+                      **_meta(ARCH, shape, num_classes, False))
+    dcgan_init(G)
+    dcgan_init(D)
+    return G, D
