@@ -22,8 +22,8 @@ Layout (``<storage>/<name>``, a local folder or an s3:// / gs:// / file:// URI):
 Example::
 
     exp = open_experiment("runs/quick")          # or s3://bucket/gansearch/quick
-    for t in exp.ranked():
-        print(t.trial_id, t.status.label, t.score)
+    for t in exp.ranked():   # by the best evaluation of each trial, not its last
+        print(t.trial_id, t.status.label, t.score, t.best_images, t.last_score)
 """
 
 from __future__ import annotations
@@ -213,29 +213,43 @@ def derive_status(*, images: int, budget: int | None, done: bool = False, error:
 
 @dataclass
 class TrialRecord:
-    """One trial of a search, the same for the writer (summary.json) and every reader."""
+    """One trial of a search, the same for the writer (summary.json) and every reader.
+
+    A GAN's score swings and may collapse late, so a trial is ranked by its best evaluation (the
+    best point: ``score``, reached after ``best_images`` images, its checkpoint kept on disk by
+    the search), shown next to its last one (``last_score`` after ``images_seen`` images, the
+    checkpoint a resumed trial continues from)."""
 
     trial_id: str
     status: TrialStatus
     reason: str
-    score: float | None  # the objective in the last report (None when diverged)
+    score: float | None  # the objective at the best point (None when diverged)
     images_seen: int  # images trained when the last report was made
     params: dict[str, Any]  # the sampled values
     path: str  # the trial folder
-    checkpoint: str | None  # the folder of the newest reported checkpoint
+    checkpoint: str | None  # the best point's checkpoint folder (None if it is not on disk)
     node_id: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)  # the last report's numbers and strings
+    last_score: float | None = None  # the objective in the last report
+    best_images: int | None = None  # images seen at the best point
+    last_checkpoint: str | None = None  # the newest reported checkpoint folder
     results: list[dict[str, Any]] = field(default_factory=list, repr=False)  # every report
+    best_index: int | None = field(default=None, repr=False)  # the best point's report in results
     started: float = 0.0
     config: Config | None = field(default=None, repr=False)  # what it trained, when known
     error: str = field(default="", repr=False)  # error.txt
 
     SUMMARY_KEYS = ("trial_id", "status", "reason", "score", "images_seen", "params", "path",
-                    "checkpoint", "node_id", "metrics")
+                    "checkpoint", "node_id", "metrics", "last_score", "best_images", "last_checkpoint")
 
     @property
     def last(self) -> dict[str, Any]:
         return self.results[-1] if self.results else {}
+
+    @property
+    def best_result(self) -> dict[str, Any]:
+        """The report of the best point (the last one when none has a finite score)."""
+        return self.results[self.best_index] if self.best_index is not None else self.last
 
     @property
     def why(self) -> str:
@@ -251,7 +265,7 @@ class TrialRecord:
         return out
 
 
-def read_trial(folder: Folder, name: str, *, metric: str, budget: int | None, max_failures: int = 0,
+def read_trial(folder: Folder, name: str, *, metric: str, mode: str, budget: int | None, max_failures: int = 0,
                ray_status: str | None = None, summary: dict[str, Any] | None = None,
                space: Space | None = None, with_config: bool = False) -> TrialRecord:
     """Read one trial folder (``name`` inside ``folder``)."""
@@ -264,29 +278,44 @@ def read_trial(folder: Folder, name: str, *, metric: str, budget: int | None, ma
     error = (folder.read_text(f"{name}/{ERROR_FILE}") or "") if ERROR_FILE in names else ""
     status, reason = derive_status(images=images, budget=budget, done=bool(last.get("done")), error=error,
                                    max_failures=max_failures, ray_status=ray_status, summary=summary)
-    score = last.get(metric)
     checkpoints = sorted(n for n, is_dir in names.items() if is_dir and n.startswith(CHECKPOINT_PREFIX))
     named = last.get("checkpoint_dir_name")
-    ckpt = named if named in checkpoints else (checkpoints[-1] if checkpoints else None)
+    latest = named if named in checkpoints else (checkpoints[-1] if checkpoints else None)
+    diverged = status is TrialStatus.DIVERGED
+    index = best_report(results, metric, mode)
+    at_best = results[index] if index is not None else {}
+    ckpt = at_best.get("checkpoint_dir_name") if at_best.get("checkpoint_dir_name") in checkpoints else None
+    score, last_score = at_best.get(metric), last.get(metric)
     started = last.get("started_at") or (results[0].get("timestamp") if results else None)
     record = TrialRecord(
         trial_id=str(last.get("trial_id") or name.removeprefix(TRIAL_PREFIX)),
         status=status,
         reason=reason,
-        score=float(score) if finite(score) and status is not TrialStatus.DIVERGED else None,
+        score=float(score) if finite(score) and not diverged else None,
         images_seen=images,
         params=params,
         path=folder.locate(name),
         checkpoint=folder.locate(f"{name}/{ckpt}") if ckpt else None,
         node_id=last.get("node_id"),
         metrics={k: v for k, v in last.items() if finite(v) or isinstance(v, str)},
+        last_score=float(last_score) if finite(last_score) and not diverged else None,
+        best_images=int(at_best.get("images_seen", 0) or 0) if at_best and not diverged else None,
+        last_checkpoint=folder.locate(f"{name}/{latest}") if latest else None,
         results=results,
+        best_index=index,
         started=float(started) if finite(started) else 0.0,
         error=error,
     )
     if with_config:
-        record.config = _trial_config(folder, name, checkpoints, ckpt, params, space)
+        record.config = _trial_config(folder, name, checkpoints, ckpt or latest, params, space)
     return record
+
+
+def best_report(results: list[dict[str, Any]], metric: str, mode: str) -> int | None:
+    """The index of the report with the best finite ``metric`` (the earliest of equals)."""
+    sign = 1.0 if mode == "min" else -1.0
+    scored = [(sign * float(r[metric]), i) for i, r in enumerate(results) if finite(r.get(metric))]
+    return min(scored)[1] if scored else None
 
 
 def _trial_config(folder: Folder, name: str, checkpoints: list[str], preferred: str | None,
@@ -311,9 +340,11 @@ def _trial_config(folder: Folder, name: str, checkpoints: list[str], preferred: 
 
 
 def local_checkpoint(t: TrialRecord, tmp: Path) -> Path | None:
-    """The trial's checkpoint.pt on this machine: its reported checkpoint, else its run folder's
-    (a trial that has not reported yet); fetched into ``tmp`` when the experiment is remote."""
-    for where, rel in ((t.checkpoint, CHECKPOINT_FILES[0]), (t.path, f"{RUN_SUBDIR}/{CHECKPOINT_FILES[0]}")):
+    """The trial's checkpoint.pt on this machine: the best point's, else the newest reported one,
+    else its run folder's (a trial that has not reported yet); fetched into ``tmp`` when the
+    experiment is remote."""
+    name = CHECKPOINT_FILES[0]
+    for where, rel in ((t.checkpoint, name), (t.last_checkpoint, name), (t.path, f"{RUN_SUBDIR}/{name}")):
         if not where:
             continue
         if not is_uri(where):
@@ -327,7 +358,8 @@ def local_checkpoint(t: TrialRecord, tmp: Path) -> Path | None:
 
 
 def ranked(trials: list[TrialRecord], mode: str) -> list[TrialRecord]:
-    """Trials with a finite score, best first; ties go to the longer-trained, then the lower id."""
+    """Trials with a finite score, by their best points, best first; ties go to the trial that
+    trained longer, then to the lower id."""
     sign = 1.0 if mode == "min" else -1.0
     ok = [t for t in trials if t.status in (TrialStatus.COMPLETED, TrialStatus.STOPPED, TrialStatus.UNFINISHED)
           and finite(t.score)]
@@ -337,6 +369,51 @@ def ranked(trials: list[TrialRecord], mode: str) -> list[TrialRecord]:
 def best(trials: list[TrialRecord], mode: str) -> TrialRecord | None:
     """The best trial that finished (completed or stopped early) with a finite score, if any."""
     return next((t for t in ranked(trials, mode) if t.status.finished), None)
+
+
+@dataclass
+class BestPoint:
+    """Where an exported config came from: the trial, its best point and that point's checkpoint.
+
+    ``review --export`` writes it as comments at the top of the config file (the config itself
+    stays a plain config), and ``retrain`` reports it next to the retrained score."""
+
+    experiment: str
+    trial: str
+    metric: str
+    mode: str
+    score: float | None  # the objective at the best point
+    images: int | None  # images seen at the best point
+    last_score: float | None
+    images_seen: int  # images the trial trained
+    checkpoint: str | None  # the best point's checkpoint folder
+
+    MARK = "# gansearch best point: "
+
+    @classmethod
+    def of(cls, exp: Experiment, t: TrialRecord) -> BestPoint:
+        return cls(exp.path, t.trial_id, exp.metric, exp.mode, t.score, t.best_images, t.last_score,
+                   t.images_seen, t.checkpoint)
+
+    def comment(self) -> str:
+        """Comment lines for the top of a config file: a sentence, then the same as JSON."""
+        return (f"# exported from trial {self.trial} of {self.experiment}\n"
+                f"# its best point: {self.metric} {self.score} after {self.images} images "
+                f"(last: {self.last_score} after {self.images_seen}); checkpoint {self.checkpoint}\n"
+                f"{self.MARK}{json.dumps(self.__dict__)}\n")
+
+    @classmethod
+    def from_config_text(cls, text: str) -> BestPoint | None:
+        """The point a config file's comments record; None for a config not exported by review."""
+        for line in text.splitlines():
+            if line.startswith(cls.MARK):
+                try:
+                    return cls(**json.loads(line[len(cls.MARK):]))
+                except (TypeError, ValueError):
+                    return None
+            if line.strip() and not line.startswith("#"):
+                return None
+        return None
 
 
 # ----------------------------------------------------------------------------- the experiment
@@ -466,7 +543,7 @@ def open_experiment(path: str | Path, *, ray_status: dict[str, str] | None = Non
     trials = []
     for name in names:
         tid = name.removeprefix(TRIAL_PREFIX)
-        trials.append(read_trial(folder, name, metric=metric, budget=budget, max_failures=max_failures,
+        trials.append(read_trial(folder, name, metric=metric, mode=mode, budget=budget, max_failures=max_failures,
                                  ray_status=(ray_status or {}).get(tid), summary=by_id.get(tid),
                                  space=space, with_config=with_configs))
     trials.sort(key=lambda t: (t.started, t.trial_id))

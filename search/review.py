@@ -23,12 +23,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from gan_core.config import Config, flatten, from_dict, save_config, to_dict
+from gan_core.config import Config, dump_config, flatten, from_dict, to_dict
 from gan_core.errors import GansearchError
 from search.experiment import (
     NOT_METRICS,
     OPTUNA_FILE,
     SPACE_FILE,
+    BestPoint,
     Experiment,
     TrialRecord,
     TrialStatus,
@@ -84,9 +85,9 @@ def _metric_names() -> list[str]:
 
 
 def metric_parts(t: TrialRecord, objective: str) -> dict[str, float]:
-    """The parts of the score in the trial's last report (cfd_2k, cis_2k, ...), objective first:
+    """The parts of the score at the trial's best point (cfd_2k, cis_2k, ...), objective first:
     the registered metrics (protocol-named), else every number that is not bookkeeping."""
-    numbers = {k: float(v) for k, v in t.last.items() if k != "score" and finite(v)}
+    numbers = {k: float(v) for k, v in t.best_result.items() if k != "score" and finite(v)}
     names = set(_metric_names())
     parts = {k: v for k, v in numbers.items() if k.rsplit("_", 1)[0] in names or k in names}
     if not parts:
@@ -200,6 +201,8 @@ def format_leaderboard(exp: ReviewedExperiment, top: int = 10) -> str:
     lines = [f"experiment {exp.path} ({len(exp.trials)} trials: {counts or 'none'}; scheduler {sched}; "
              f"objective {exp.metric}, {'lower' if exp.mode == 'min' else 'higher'} is better"
              + (f"; {exp.budget_images} images per trial)" if exp.budget_images else ")")]
+    lines.append(f"{exp.metric}: each trial's best evaluation, reached after `at` images, and the parts of "
+                 f"the score there; last: its last evaluation, after `images`")
     lines += [f"note: {n}" for n in exp.notes]
     ranked = exp.ranked()
     shown = ranked[: max(top, 10)]
@@ -212,20 +215,21 @@ def format_leaderboard(exp: ReviewedExperiment, top: int = 10) -> str:
     suffixes = {k.rsplit("_", 1)[-1] for k in parts if "_" in k}
     cut = (len(suffixes) == 1 and all("_" in k for k in parts)
            and suffixes.pop()[:1].isdigit())  # cis_2k, recall_2k: one sample count for all
-    header = ["rank", "trial", exp.metric, *[k.rsplit("_", 1)[0] if cut else k for k in parts],
+    header = ["rank", "trial", exp.metric, "at", "last", *[k.rsplit("_", 1)[0] if cut else k for k in parts],
               *[p.short for p in exp.searched], "images", "status"]
     rows = []
     for i, t in enumerate(shown, 1):
         m = metric_parts(t, exp.metric)
-        rows.append([str(i), t.trial_id, fmt(t.score), *[fmt(m.get(k)) for k in parts],
+        rows.append([str(i), t.trial_id, fmt(t.score), fmt(t.best_images), fmt(t.last_score),
+                     *[fmt(m.get(k)) for k in parts],
                      *[fmt(param_value(exp, t, p)) for p in exp.searched], str(t.images_seen), status_text(t)])
     unranked = [t for t in exp.trials if t not in ranked]
     for t in unranked:
-        rows.append(["-", t.trial_id, "-", *["-" for _ in parts],
+        rows.append(["-", t.trial_id, "-", "-", "-", *["-" for _ in parts],
                      *[fmt(param_value(exp, t, p)) for p in exp.searched], str(t.images_seen), status_text(t)])
     nums = set(range(len(header))) - {1, len(header) - 1}
     lines.append("")
-    lines.append(table(header, rows, right={i for i in nums if i < 3 + len(parts)} | {0, len(header) - 2}))
+    lines.append(table(header, rows, right={i for i in nums if i < 5 + len(parts)} | {0, len(header) - 2}))
     if len(ranked) > len(shown):
         lines.append(f"... and {len(ranked) - len(shown)} more ranked trials (--top to see more)")
     why = [t for t in exp.trials if not t.status.finished or (t.status is TrialStatus.STOPPED and t in shown)]
@@ -238,8 +242,8 @@ def format_leaderboard(exp: ReviewedExperiment, top: int = 10) -> str:
     if best is None:
         lines.append("no trial has finished with a finite score yet; nothing to export")
     else:
-        lines.append(f"best: trial {best.trial_id}, {exp.metric} {fmt(best.score)} after {best.images_seen} images "
-                     f"({status_text(best)})")
+        lines.append(f"best: trial {best.trial_id}, {exp.metric} {fmt(best.score)} after {best.best_images} images "
+                     f"(its last: {fmt(best.last_score)} after {best.images_seen}; {status_text(best)})")
     return "\n".join(lines)
 
 
@@ -247,7 +251,10 @@ def format_leaderboard(exp: ReviewedExperiment, top: int = 10) -> str:
 
 
 def export_config(exp: Experiment, out: str | Path, trial_id: str | None = None) -> tuple[TrialRecord, Config]:
-    """Write the complete config of the best trial (or ``trial_id``) to ``out``, ready for retrain."""
+    """Write the complete config of the best trial (or ``trial_id``) to ``out``, ready for retrain,
+    with the trial's best point recorded in comments at the top (see BestPoint)."""
+    from gan_core.io import atomic_write_text
+
     t = exp.trial(trial_id) if trial_id else exp.best()
     if t is None:
         raise GansearchError(f"--export: no trial of {exp.path} has finished with a finite score yet "
@@ -259,7 +266,7 @@ def export_config(exp: Experiment, out: str | Path, trial_id: str | None = None)
     data = to_dict(cfg)
     data["name"] = f"{exp.name}-{t.trial_id}"
     cfg = from_dict(data)
-    save_config(cfg, out)
+    atomic_write_text(Path(out), BestPoint.of(exp, t).comment() + dump_config(cfg))
     return t, cfg
 
 
@@ -280,23 +287,42 @@ def importance(exp: Experiment) -> tuple[list[tuple[str, float]], str]:
             why = ("no Optuna study (PBT searches have none)" if exp.state.get("scheduler") == "pbt"
                    else f"no Optuna study in {exp.path}/{OPTUNA_FILE}")
         if study is not None:
-            done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                    if t.value is not None and math.isfinite(t.value)]
+            states = optuna.trial.TrialState
+            complete = [t for t in study.get_trials(deepcopy=False, states=(states.COMPLETE,))
+                        if t.value is not None and math.isfinite(t.value)]
+            # Only trials at the full budget: scores at 128k and 384k images do not compare.
+            # The search tells Optuna a trial stopped early as PRUNED and records images_seen.
+            done = [t for t in complete if _at_full_budget(t, exp.budget_images)]
+            early = len(complete) - len(done) + len(study.get_trials(deepcopy=False, states=(states.PRUNED,)))
             if len(done) >= MIN_IMPORTANCE_TRIALS:
+                target = study
+                if len(done) < len(complete):
+                    target = optuna.create_study(directions=study.directions)
+                    target.add_trials(done)
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                        imp = optuna.importance.get_param_importances(study)
+                        imp = optuna.importance.get_param_importances(target)
                 except (RuntimeError, ValueError) as exc:
                     why = f"Optuna could not compute importances ({str(exc).splitlines()[0]})"
                 else:
                     rows = [(_pretty_name(k), float(v)) for k, v in imp.items()]
-                    return rows, (f"Optuna PED-ANOVA importance over {len(done)} completed trials "
-                                  "(share of the score's variation; sums to 1)")
+                    unknown = not all("images_seen" in t.user_attrs for t in complete)
+                    return rows, (f"Optuna PED-ANOVA importance over {len(done)} trials at the full budget"
+                                  + (f" ({early} stopped early left out)" if early else "")
+                                  + ("; the study records no budgets, so early-stopped trials may be among "
+                                     "them" if unknown else "")
+                                  + " (share of the score's variation; sums to 1)")
             else:
-                why = (f"too few completed Optuna trials for importance ({len(done)}, need "
-                       f"{MIN_IMPORTANCE_TRIALS})")
+                why = (f"too few Optuna trials at the full budget for importance ({len(done)}, need "
+                       f"{MIN_IMPORTANCE_TRIALS}; {early} stopped early)")
     return _correlation_fallback(exp, why)
+
+
+def _at_full_budget(trial: Any, budget: int | None) -> bool:
+    """An Optuna trial trained the whole budget (unknown for studies that record no images)."""
+    images, full = trial.user_attrs.get("images_seen"), trial.user_attrs.get("budget_images", budget)
+    return images is None or full is None or images >= full
 
 
 def _pretty_name(name: str) -> str:
@@ -310,7 +336,11 @@ def _pretty_name(name: str) -> str:
 def _correlation_fallback(exp: Experiment, why: str) -> tuple[list[tuple[str, float]], str]:
     from scipy.stats import spearmanr
 
-    done = [t for t in exp.trials if t.status.finished and finite(t.score)]
+    full = [t for t in exp.trials if t.status is TrialStatus.COMPLETED and finite(t.score)]
+    finished = [t for t in exp.trials if t.status.finished and finite(t.score)]
+    done = full if len(full) >= 3 else finished
+    which = (f"{len(done)} trials at the full budget" if done is full or len(done) == len(full) else
+             f"{len(done)} finished trials, {len(done) - len(full)} of them stopped early (scored at fewer images)")
     rows = []
     if len(done) >= 3:
         for p in exp.searched:
@@ -323,7 +353,7 @@ def _correlation_fallback(exp: Experiment, why: str) -> tuple[list[tuple[str, fl
         rows.sort(key=lambda r: -r[1])
     if rows:
         return rows, (f"{why}; showing |Spearman rank correlation| of each numeric parameter with "
-                      f"{exp.metric} over {len(done)} finished trials instead (a hint, not an importance)")
+                      f"{exp.metric} over {which} instead (a hint, not an importance)")
     return [], f"{why}; not enough finished trials for a fallback either"
 
 
@@ -342,7 +372,7 @@ def format_importance(rows: list[tuple[str, float]], note: str) -> str:
 class Group:
     arch: str
     loss: str
-    scores: list[float]  # the final scores of the group's trials that count
+    scores: list[float]  # the best-point scores of the group's trials that count
     left_out: int  # stopped early (when not counted), diverged, failed or unfinished
 
 
@@ -367,7 +397,7 @@ def best_of_n(scores: list[float], n: int, mode: str = "min") -> tuple[float, fl
 
 
 def lucic_groups(exp: ReviewedExperiment, *, include_stopped: bool = False) -> list[Group]:
-    """One group per architecture x loss of the space (searched or fixed), with the final scores of
+    """One group per architecture x loss of the space (searched or fixed), with the best-point scores of
     its completed trials (and of the early-stopped ones with ``include_stopped``)."""
     archs: list[str] = []
     losses: list[str] = []
@@ -404,7 +434,8 @@ def _ns(m: int) -> list[int]:
 
 
 def format_lucic(exp: Experiment, groups: list[Group], include_stopped: bool = False) -> str:
-    which = "completed and early-stopped" if include_stopped else "completed"
+    which = ("completed and early-stopped (mixing budgets: the early-stopped are scored at the images "
+             "they reached)" if include_stopped else "completed")
     lines = [f"best {exp.metric} against the number of trials (Lucic et al. 2018, \"Are GANs Created "
              f"Equal?\"): expected best of n {which} trials drawn at random, per architecture and loss"]
     m_max = max((len(g.scores) for g in groups), default=0)
@@ -419,7 +450,7 @@ def format_lucic(exp: Experiment, groups: list[Group], include_stopped: bool = F
     lines.append(table(header, rows, right=set(range(2, len(header)))))
     if m_max == 0:
         lines.append(f"(no {which} trials yet" + ("" if include_stopped else
-                     "; --include-stopped counts the early-stopped ones at their last score") + ")")
+                     "; --include-stopped counts the early-stopped ones at their best score") + ")")
     else:
         lines.append("(left out: trials of the group that did not complete; n=1 is the mean of a random trial)")
     return "\n".join(lines)

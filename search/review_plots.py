@@ -93,7 +93,7 @@ def plot_scores(exp: ReviewedExperiment, path: Path) -> Path:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial (in the order they started)")
     ax.set_ylabel(_ylabel(exp))
-    ax.set_title(f"{exp.name}: final score of each trial")
+    ax.set_title(f"{exp.name}: best score of each trial")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -133,7 +133,7 @@ def plot_best_vs_time(exp: ReviewedExperiment, path: Path) -> Path:
 
 
 def plot_slice(exp: ReviewedExperiment, p: SearchedParam, path: Path) -> Path:
-    """Final score against one searched parameter (Optuna's slice plot, from the files)."""
+    """Best score against one searched parameter (Optuna's slice plot, from the files)."""
     import random
 
     plt = _plt()

@@ -33,6 +33,7 @@ from typing import Any
 
 import ray
 from ray import tune
+from ray.tune.search.optuna import OptunaSearch
 
 from gan_core.config import dump_config, from_dict, to_dict
 from gan_core.errors import GansearchError
@@ -50,6 +51,7 @@ from search.experiment import (
     TrialRecord,
     TrialStatus,
     experiment_path,
+    finite,
     open_experiment,
     optuna_storage_url,
     read_space,
@@ -257,6 +259,67 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         raise TrialDiverged(result.reason or "non-finite values")
 
 
+# ----------------------------------------------------------------------------- the searcher
+
+
+class BudgetOptunaSearch(OptunaSearch):
+    """Ray's OptunaSearch, telling the study each trial's best point and the budget it reached.
+
+    OptunaSearch tells Optuna a trial's last reported value and marks every trial that ends
+    without an error COMPLETE, so a trial ASHA stopped at 128k images would look to TPE, to
+    importance and to a best-of-n study like one scored at 384k. Here a trial that trained its
+    whole budget is COMPLETE with its best score (what the leaderboard ranks by); one stopped
+    early is PRUNED at the step it reached (TPE ranks pruned trials below complete ones, by step
+    reached, then by value; importance uses complete trials only); and every trial carries user
+    attributes: images_seen, budget_images, best_images, last_score, tune_trial_id.
+
+    It relies on OptunaSearch's ``_ot_trials`` and ``_completed_trials`` (tests/test_review.py
+    checks the study, so a Ray upgrade that renames them fails loudly)."""
+
+    def __init__(self, *args: Any, budget_images: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.budget_images = budget_images
+        self._points: dict[str, dict[str, Any]] = {}  # trial id -> best/last values and images
+
+    def _note(self, trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
+        p = self._points.setdefault(trial_id, {"best": None, "best_images": None, "last": None, "images": 0,
+                                               "step": 0})
+        value, images = result.get(self.metric), int(result.get("images_seen", 0) or 0)
+        p["images"], p["last"] = images, float(value) if finite(value) else None
+        better = p["best"] is None or (value < p["best"] if self.mode == "min" else value > p["best"])
+        if finite(value) and better:
+            p["best"], p["best_images"] = float(value), images
+        return p
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        step = result.get("training_iteration", 0)
+        if step > self._points.get(trial_id, {}).get("step", 0):  # a resumed trial repeats a few
+            super().on_trial_result(trial_id, result)
+        p = self._note(trial_id, result)
+        p["step"] = max(p["step"], step)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is None or trial_id in self._completed_trials:
+            return super().on_trial_complete(trial_id, result, error)
+        if result:
+            p = self._note(trial_id, result)
+            if not error and result.get("training_iteration", 0) > p["step"]:
+                # The report the scheduler stopped the trial on never reached on_trial_result.
+                super().on_trial_result(trial_id, result)
+        p = self._points.get(trial_id, {})
+        for key, value in (("images_seen", p.get("images", 0)), ("budget_images", self.budget_images),
+                           ("best_images", p.get("best_images")), ("last_score", p.get("last")),
+                           ("tune_trial_id", trial_id)):
+            ot_trial.set_user_attr(key, value)
+        if error or not result:
+            return super().on_trial_complete(trial_id, result, error)
+        if p.get("images", 0) < self.budget_images:
+            return super().on_trial_complete(trial_id, None, False)  # no value and no error: PRUNED
+        best = p.get("best")
+        return super().on_trial_complete(trial_id, {**result, self.metric: best} if best is not None else result)
+
+
 # ----------------------------------------------------------------------------- building the Tuner
 
 
@@ -332,10 +395,10 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
         trials = 1  # the grid holds the population
     else:
         import optuna
-        from ray.tune.search.optuna import OptunaSearch
 
         storage = optuna.storages.RDBStorage(optuna_url)
-        search_alg = OptunaSearch(
+        search_alg = BudgetOptunaSearch(
+            budget_images=space.budget.images,
             space=space.define_by_run(opts.seed),
             metric=metric,
             mode=mode,
@@ -360,7 +423,9 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
         {"cpu": cpus, "gpu": opts.gpus_per_trial},
     )
     root, name = exp.rstrip("/").rsplit("/", 1)
-    keep = 4 if scheduler_name == "pbt" else 2  # PBT clones other trials' recent checkpoints
+    # Checkpoints are kept by score: the best `keep` of each trial, and Ray's _CheckpointManager
+    # never deletes the latest one, which a resumed or retried trial (and PBT) continues from.
+    keep = 4 if scheduler_name == "pbt" else 2
     return tune.Tuner(
         trainable,
         param_space=param_space,
@@ -380,7 +445,8 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
             name=name,
             storage_path=root,
             failure_config=tune.FailureConfig(max_failures=opts.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=keep, checkpoint_score_attribute=metric,
+                                                    checkpoint_score_order=mode),
             sync_config=tune.SyncConfig(sync_artifacts=True, sync_artifacts_on_checkpoint=False),
             log_to_file=True,
             verbose=opts.verbose,
@@ -521,8 +587,9 @@ def format_outcome(out: SearchOutcome) -> str:
     if out.best is None:
         lines.append("no trial finished with a finite score; nothing to export")
     else:
-        lines.append(f"best trial: {out.best.trial_id}  {out.metric} = {out.best.score:.6g} "
-                     f"({out.mode}) after {out.best.images_seen} images")
+        last = f"{out.best.last_score:.6g}" if out.best.last_score is not None else "-"
+        lines.append(f"best trial: {out.best.trial_id}  {out.metric} = {out.best.score:.6g} ({out.mode}) "
+                     f"after {out.best.best_images} images (its last: {last} after {out.best.images_seen})")
         lines.append(f"best config: {out.best_config_path}")
         if out.best.checkpoint:
             lines.append(f"best checkpoint: {out.best.checkpoint}")

@@ -15,6 +15,7 @@ import pytest
 
 from gan_core.errors import GansearchError
 from search.experiment import (
+    BestPoint,
     TrialRecord,
     TrialStatus,
     best,
@@ -79,6 +80,7 @@ def experiment(tmp_path) -> Path:
     write_trial(exp, "oom", [report(256, 1.0)], error=failure_log(CRASH_TRACE, 2))
     write_trial(exp, "retried", [report(256, 8.0), report(512, 6.0)], error=failure_log(CRASH_TRACE, 1))
     write_trial(exp, "live", [report(256, 3.0)])  # running (or its driver died)
+    write_trial(exp, "worse", [report(256, 4.5), report(512, 7.0)])  # its best point is not its last
     (exp / "not-a-trial").mkdir()
     return exp
 
@@ -87,7 +89,8 @@ def test_statuses_from_the_files_alone(experiment):
     exp = open_experiment(experiment)
     status = {t.trial_id: t.status for t in exp.trials}
     assert status == {"done": TrialStatus.COMPLETED, "asha": TrialStatus.STOPPED, "nan": TrialStatus.DIVERGED,
-                      "oom": TrialStatus.FAILED, "retried": TrialStatus.COMPLETED, "live": TrialStatus.UNFINISHED}
+                      "oom": TrialStatus.FAILED, "retried": TrialStatus.COMPLETED, "live": TrialStatus.UNFINISHED,
+                      "worse": TrialStatus.COMPLETED}
     why = {t.trial_id: t.why for t in exp.trials}
     assert why["asha"] == "at 256 of 512 images"
     assert why["nan"] == "non-finite loss_g at step 2"
@@ -107,8 +110,17 @@ def test_records_and_ranking(experiment):
     assert done.checkpoint == str(experiment / "trial_done" / "checkpoint_000001")
     assert done.config is not None and done.config.optim.d.lr == 1e-3  # the space applied to its values
     # The live trial (3.0) ranks but cannot be best; failed and diverged ones do not rank.
-    assert [t.trial_id for t in exp.ranked()] == ["live", "asha", "done", "retried"]
+    assert [t.trial_id for t in exp.ranked()] == ["live", "asha", "worse", "done", "retried"]
     assert exp.best().trial_id == "asha"
+    # A trial is ranked by its best point; its last evaluation and checkpoint are kept beside it.
+    worse = exp.trial("worse")
+    assert (worse.score, worse.best_images, worse.last_score, worse.images_seen) == (4.5, 256, 7.0, 512)
+    assert worse.checkpoint == str(experiment / "trial_worse" / "checkpoint_000000")
+    assert worse.last_checkpoint == str(experiment / "trial_worse" / "checkpoint_000001")
+    assert worse.best_result["images_seen"] == 256 and worse.last["images_seen"] == 512
+    (experiment / "trial_worse" / "checkpoint_000000" / "checkpoint.pt").unlink()
+    (experiment / "trial_worse" / "checkpoint_000000").rmdir()  # an old search kept the newest only
+    assert open_experiment(experiment).trial("worse").checkpoint is None
     with pytest.raises(GansearchError, match="--trial: 'nope' is not a trial of"):
         exp.trial("nope")
 
@@ -157,13 +169,30 @@ def test_summary_round_trip(experiment):
     write_summary(exp, best_config=None, interrupted=True)
     summary = json.loads((experiment / "summary.json").read_text())
     assert summary["best"]["trial_id"] == "asha" and summary["interrupted"] is True
-    assert summary["counts"] == {"completed": 2, "stopped": 1, "diverged": 1, "failed": 1, "unfinished": 1}
+    assert summary["counts"] == {"completed": 3, "stopped": 1, "diverged": 1, "failed": 1, "unfinished": 1}
+    worse = {t["trial_id"]: t for t in summary["trials"]}["worse"]
+    assert (worse["score"], worse["best_images"], worse["last_score"]) == (4.5, 256, 7.0)
     assert {t["trial_id"]: t["status"] for t in summary["trials"]}["oom"] == "failed"
     # A trial that is "unfinished" in the files but was stopped by the time budget: summary.json says so.
     row = next(t for t in summary["trials"] if t["trial_id"] == "live")
     row.update(status="stopped", reason="at 256 of 512 images")
     (experiment / "summary.json").write_text(json.dumps(summary))
     assert open_experiment(experiment).trial("live").status is TrialStatus.STOPPED
+
+
+def test_best_point_of_an_export(experiment, tmp_path):
+    from gan_core.config import dump_config, load_config
+
+    exp = open_experiment(experiment)
+    t = exp.trial("worse")
+    point = BestPoint.of(exp, t)
+    text = point.comment() + dump_config(t.config)
+    (tmp_path / "best.yaml").write_text(text)
+    assert load_config(tmp_path / "best.yaml") == t.config  # comments leave the config as it was
+    assert BestPoint.from_config_text(text) == point
+    assert (point.score, point.images, point.last_score, point.images_seen) == (4.5, 256, 7.0, 512)
+    assert "its best point: score 4.5 after 256 images (last: 7.0 after 512)" in text
+    assert BestPoint.from_config_text(dump_config(t.config)) is None  # not exported by review
 
 
 def test_uri_and_local_folders_read_the_same(experiment):

@@ -18,7 +18,7 @@ from ray.tune import Callback
 from gan_core.config import load_config, to_dict
 from search import review
 from search.cli import main
-from search.experiment import TrialStatus
+from search.experiment import BestPoint, TrialStatus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,8 +107,8 @@ def test_leaderboard(search, capsys):
     out = capsys.readouterr().out
     board = out.split("hyperparameter importance")[0]
     header = next(line for line in board.splitlines() if line.startswith("rank"))
-    for col in ("trial", "score", "cis", "precision", "recall", "d.lr", "g.lr", "arch", "g_depth", "loss",
-                "images", "status"):
+    for col in ("trial", "score", "at", "last", "cis", "precision", "recall", "d.lr", "g.lr", "arch", "g_depth",
+                "loss", "images", "status"):
         assert col in header.split(), col
     assert "score = cfd_64" in board.splitlines()[0]
     first = next(line for line in board.splitlines() if line.lstrip().startswith("1 "))
@@ -119,9 +119,10 @@ def test_leaderboard(search, capsys):
         if r.status == "stopped":
             assert f"{r.trial_id} stopped early: at {r.images_seen} of 512 images" in board
     assert f"best: trial {outcome.best.trial_id}" in board
-    done = sum(r.status != "diverged" for r in outcome.rows)  # ASHA-stopped trials are complete for Optuna
-    note = (f"Optuna PED-ANOVA importance over {done} completed trials" if done >= 5
-            else f"too few completed Optuna trials for importance ({done}, need 5)")
+    # Importance uses the trials that trained the whole budget only (ASHA-stopped ones are PRUNED).
+    done, early = outcome.count("completed"), outcome.count("stopped")
+    note = (f"Optuna PED-ANOVA importance over {done} trials at the full budget" if done >= 5
+            else f"too few Optuna trials at the full budget for importance ({done}, need 5; {early} stopped early)")
     assert note in out
     assert "Are GANs Created Equal?" in out
 
@@ -130,6 +131,12 @@ def test_export_round_trips_into_retrain(search, tmp_path, capsys):
     path, outcome, _ = search
     assert main(["review", str(path), "--export", str(tmp_path / "best.yaml")]) == 0
     assert f"exported trial {outcome.best.trial_id}" in capsys.readouterr().out
+    # The export records the trial's best point in comments; the config itself is unchanged.
+    point = BestPoint.from_config_text((tmp_path / "best.yaml").read_text())
+    top = outcome.best
+    assert (point.trial, point.score, point.images, point.last_score, point.images_seen, point.checkpoint) == \
+           (top.trial_id, top.score, top.best_images, top.last_score, top.images_seen, top.checkpoint)
+    assert point.experiment == str(path) and point.metric == "score" and point.mode == "min"
     cfg = load_config(tmp_path / "best.yaml")
     best = load_config(path / "best_config.yaml")  # written by the search itself
     assert {k: v for k, v in to_dict(cfg).items() if k != "name"} == \
@@ -139,6 +146,10 @@ def test_export_round_trips_into_retrain(search, tmp_path, capsys):
                  "--no-eval", "--quiet"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["status"] == "completed" and line["images_seen"] == 2 * cfg.train.batch_size
+    # retrain's report: the best score the trial reached in the search and at how many images.
+    assert line["search"] == {"experiment": str(path), "trial": top.trial_id, "metric": "score",
+                              "best_score": top.score, "best_images": top.best_images,
+                              "last_score": top.last_score, "last_images": top.images_seen}
 
     other = next(r for r in outcome.rows if r.trial_id != outcome.best.trial_id and r.status != "diverged")
     assert main(["review", str(path), "--export", str(tmp_path / "t.yaml"), "--trial", f"trial_{other.trial_id}"]) == 0
@@ -146,6 +157,50 @@ def test_export_round_trips_into_retrain(search, tmp_path, capsys):
     data = yaml.safe_load((tmp_path / "t.yaml").read_text())
     assert data["optim"]["d"]["lr"] == other.params["optim.d.lr"]
     assert data["train"]["seed"] == other.metrics["trial_seed"]
+
+
+def test_each_trial_keeps_its_best_point(search):
+    """Ranking, the record and the kept checkpoints follow each trial's best evaluation."""
+    from gan_core.checkpoint import load_run
+
+    path, outcome, _ = search
+    exp = review.load_experiment(path)
+    assert {t.trial_id: (t.score, t.best_images, t.last_score) for t in exp.trials} == \
+           {r.trial_id: (r.score, r.best_images, r.last_score) for r in outcome.rows}
+    for t in exp.ranked():
+        scores = [(r["score"], r["images_seen"]) for r in results(t.path)]
+        assert t.score == min(s for s, _ in scores) and t.last_score == scores[-1][0]
+        assert t.best_images == next(i for s, i in scores if s == t.score)
+        # The best point's checkpoint is on disk (kept by score), and so is the latest.
+        assert load_run(t.checkpoint).images_seen == t.best_images
+        assert load_run(t.last_checkpoint).images_seen == t.images_seen
+    assert [t.score for t in exp.ranked()] == sorted(t.score for t in exp.ranked())
+    summary = json.loads((path / "summary.json").read_text())
+    assert summary["best"]["checkpoint"] == outcome.best.checkpoint
+    assert summary["best"]["best_images"] == outcome.best.best_images
+
+
+def test_stopped_early_trials_carry_their_budget_in_the_study(search):
+    import optuna
+
+    path, outcome, _ = search
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path / 'optuna.db'}")
+    by_id = {t.user_attrs["tune_trial_id"]: t for t in study.trials}
+    assert set(by_id) == {r.trial_id for r in outcome.rows}
+    states = optuna.trial.TrialState
+    for r in outcome.rows:
+        t = by_id[r.trial_id]
+        assert t.user_attrs["budget_images"] == 512
+        if r.status == "diverged":
+            assert t.state == states.FAIL
+            continue
+        assert t.user_attrs["images_seen"] == r.images_seen and t.user_attrs["best_images"] == r.best_images
+        assert t.user_attrs["last_score"] == pytest.approx(r.last_score)
+        if r.status == "completed":  # told its best score
+            assert t.state == states.COMPLETE and t.value == pytest.approx(r.score)
+        else:  # stopped early: pruned at the images it reached, its value the last report's
+            assert r.status == "stopped" and r.images_seen < 512
+            assert t.state == states.PRUNED and t.value == pytest.approx(r.last_score)
 
 
 def test_plots(search, tmp_path, capsys):

@@ -194,8 +194,10 @@ class TestLocal:
         assert summary["counts"]["diverged"] == 1
 
         # Each trial's checkpoint is a real run the toolkit can load; its run folder was synced.
+        # The best trial's checkpoint is its best point's (kept by score), not its last.
         run = load_run(out.best.checkpoint)
-        assert run.images_seen == out.best.images_seen
+        assert run.images_seen == out.best.best_images
+        assert load_run(out.best.last_checkpoint).images_seen == out.best.images_seen
         assert (Path(out.best.path) / "run" / "samples").is_dir()
         for r in finished:
             last = results(r.path)[-1]
@@ -209,7 +211,10 @@ class TestLocal:
         assert trials[0].params["optim.d.lr"] == space.base_config.optim.d.lr
         assert trials[0].params["optim.g.lr"] == space.base_config.optim.g.lr
         assert trials[1].params["optim.g.lr"] == 1e30 and trials[1].state == optuna.trial.TrialState.FAIL
-        assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 3
+        # Trials that trained the whole budget are COMPLETE; those ASHA stopped early are PRUNED.
+        states = optuna.trial.TrialState
+        assert sum(t.state == states.COMPLETE for t in trials) == out.count("completed")
+        assert sum(t.state == states.PRUNED for t in trials) == out.count("stopped")
         # Seeds come from --seed and the Optuna trial number.
         seeds = {results(r.path)[-1]["trial_seed"] for r in finished}
         assert seeds <= {trial_seed(3, n) for n in range(4)} and len(seeds) == 3
@@ -274,6 +279,58 @@ class TestLocal:
         assert second.best is not None
 
 
+    def test_best_and_latest_checkpoints_are_kept_and_resume_continues_from_the_latest(self, tmp_path):
+        """Checkpoints are kept by score, and the latest one too. With images_seen as the
+        (minimised) objective a trial gets worse at every report, so its best point is its first
+        report and differs from its last, whatever the GAN does."""
+        import optuna
+
+        from gan_core.checkpoint import load_run
+        from search.tune import SUMMARY_FILE, SearchOptions, resume_search, run_search
+
+        marker = tmp_path / "interrupted-once"
+        space = tiny_space(tmp_path, images=4096, every=512, name="worse",
+                           extra="objective: {metric: images_seen, mode: min}\nsearch: {scheduler: fifo}\n")
+        first = run_search(space, SearchOptions(name="worse", storage=str(tmp_path / "runs"), trials=1, verbose=0),
+                           callbacks=[InterruptAtReport(str(marker), 3)])
+        assert marker.exists() and first.interrupted
+        (cut,) = first.rows
+        k = len(results(cut.path))
+        assert cut.status == "unfinished" and 3 <= k < 8 and cut.images_seen == 512 * k
+        # The best two by score (512 and 1024 images) and the latest; anything between is gone.
+        assert kept_images(cut.path) == [512, 1024, 512 * k]
+        assert cut.score == 512 and cut.best_images == 512 and cut.last_score == 512 * k
+        assert load_run(cut.checkpoint).images_seen == 512 and load_run(cut.last_checkpoint).images_seen == 512 * k
+
+        second = resume_search(first.experiment_path)
+        (done,) = second.rows
+        assert done.status == "completed" and not second.interrupted
+        reports = results(done.path)
+        # Resumed in a new process from the latest checkpoint Ray had registered when the driver
+        # stopped (the last report's, or the one before when its registration was still under way),
+        # never from the best one at 512 images.
+        assert reports[k]["pid"] != reports[k - 1]["pid"]
+        assert reports[k]["images_seen"] in (512 * k, 512 * (k + 1))
+        assert [r["images_seen"] for r in reports[k:]] == list(range(reports[k]["images_seen"], 4097, 512))
+        assert kept_images(done.path) == [512, 1024, 4096]
+        assert (done.score, done.best_images, done.last_score, done.images_seen) == (512, 512, 4096, 4096)
+        assert load_run(done.checkpoint).images_seen == 512 and load_run(done.last_checkpoint).images_seen == 4096
+        summary = json.loads((Path(second.experiment_path) / SUMMARY_FILE).read_text())
+        assert summary["best"]["checkpoint"] == done.checkpoint and summary["best"]["last_score"] == 4096
+        study = optuna.load_study(study_name="worse", storage=f"sqlite:///{Path(second.experiment_path) / 'optuna.db'}")
+        (trial,) = study.trials
+        assert trial.state == optuna.trial.TrialState.COMPLETE and trial.value == 512  # the best point
+        assert trial.user_attrs["images_seen"] == 4096 and trial.user_attrs["best_images"] == 512
+        assert trial.user_attrs["last_score"] == 4096 and trial.user_attrs["tune_trial_id"] == done.trial_id
+
+
+def kept_images(trial_path: str) -> list[int]:
+    """Images seen at each checkpoint still in a trial folder."""
+    from gan_core.checkpoint import load_run
+
+    return sorted(load_run(p).images_seen for p in Path(trial_path).glob("checkpoint_*"))
+
+
 class KillFirstWorker(Callback):
     """SIGKILLs the worker process of the first trial that reports (a crashed worker)."""
 
@@ -297,6 +354,19 @@ class InterruptAfterFirstTrial(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if not os.path.exists(self.marker):
+            Path(self.marker).write_text(trial.trial_id)
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+
+class InterruptAtReport(Callback):
+    """Sends this process SIGUSR1 (Tune's graceful stop) once, at the n-th report of a trial."""
+
+    def __init__(self, marker: str, n: int) -> None:
+        self.marker = marker
+        self.n = n
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result["training_iteration"] == self.n and not os.path.exists(self.marker):
             Path(self.marker).write_text(trial.trial_id)
             os.kill(os.getpid(), signal.SIGUSR1)
 

@@ -16,8 +16,11 @@ EXAMPLE = """example:
 
 trains for the config's train.images unless --steps or --images says otherwise, and writes
 into --out: config.yaml, checkpoint.pt, metrics.jsonl, samples/step-NNNNNN.png, learning.gif
-and curves.png, then prints one JSON line of the final metrics. The same config and seed give
-the same weights on the CPU; running the same command again resumes where it stopped."""
+and curves.png, then prints one JSON line of the final metrics. For a config exported by
+`review --export`, the line also holds "search": the trial it came from and the best score that
+trial reached in the search, at how many images, next to the retrained score. The same config
+and seed give the same weights on the CPU; running the same command again resumes where it
+stopped."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,4 +33,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return train_and_report(load_config(args.config), args)
+    from pathlib import Path
+
+    from search.experiment import BestPoint
+
+    cfg = load_config(args.config)  # a missing or bad file is a one-line error before anything else
+    point = BestPoint.from_config_text(Path(args.config).read_text())
+    also = None
+    if point is not None:
+        also = {"search": {"experiment": point.experiment, "trial": point.trial, "metric": point.metric,
+                           "best_score": point.score, "best_images": point.images,
+                           "last_score": point.last_score, "last_images": point.images_seen}}
+    return train_and_report(cfg, args, also)

@@ -14,10 +14,11 @@ EXAMPLE = """example:
   gansearch review s3://my-bucket/gansearch/dcgan --top 5
   gansearch retrain best.yaml --out runs/best
 
-prints the leaderboard (rank, trial, score and its parts, the searched hyperparameters, images
+prints the leaderboard (rank, trial, each trial's best score, the images at which it was
+reached, its last score, the parts of the best score, the searched hyperparameters, images
 seen, status: completed, stopped early, diverged, failed or unfinished, with reasons), the
-hyperparameter importance from the Optuna study, and the best score against the number of
-trials for each architecture and loss (Lucic et al. 2018). --plots writes scores.png,
+hyperparameter importance over the trials that trained the full budget, and the best score
+against the number of trials for each architecture and loss (Lucic et al. 2018). --plots writes scores.png,
 best_vs_time.png, slice_<key>.png per searched key, learning_curves.png and top_samples.png
 (the top K trials), and lucic.png. Reads the folder's files only (without Ray), so a search
 still running, an interrupted one, or one on a cluster's storage (s3:// or gs://, or a copy) can
@@ -30,11 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("experiment", metavar="EXPERIMENT_PATH",
                    help="the experiment `gansearch search` printed (a folder or s3:// / gs:// URI)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="trials in the learning curves and samples")
-    p.add_argument("--export", metavar="FILE.yaml", help="write the best (or --trial) trial's config here")
+    p.add_argument("--export", metavar="FILE.yaml",
+                   help="write the best (or --trial) trial's config here, its best point in comments on top")
     p.add_argument("--trial", metavar="ID", help="export this trial instead of the best")
     p.add_argument("--plots", metavar="DIR", help="write the PNG plots here")
     p.add_argument("--include-stopped", action="store_true",
-                   help="count early-stopped trials (at their last score) in the Lucic et al. study")
+                   help="count early-stopped trials (at their best score, fewer images) in the Lucic et al. study")
     p.set_defaults(run=run)
 
 
@@ -59,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if args.export:
         t, _ = review.export_config(exp, args.export, args.trial)
         print()
-        print(f"exported trial {t.trial_id} ({review.status_text(t)}, {exp.metric} {review.fmt(t.score)}) "
+        print(f"exported trial {t.trial_id} ({review.status_text(t)}; best point: {exp.metric} "
+              f"{review.fmt(t.score)} after {t.best_images} images, checkpoint {t.checkpoint or 'not on disk'}) "
               f"to {args.export}; train it for the full budget with:\n"
               f"  gansearch retrain {args.export} --out runs/{exp.name}-{t.trial_id}")
     if args.plots:

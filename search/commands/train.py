@@ -39,8 +39,9 @@ def add_budget_args(p: argparse.ArgumentParser) -> None:
                    help="torch CPU threads (default: torch's, one per core; 1 is faster on a busy machine)")
 
 
-def train_and_report(cfg, args: argparse.Namespace) -> int:
-    """Train with the budget flags applied, print one JSON line; exit 1 diverged, 130 interrupted."""
+def train_and_report(cfg, args: argparse.Namespace, also: dict | None = None) -> int:
+    """Train with the budget flags applied, print one JSON line (with ``also``'s keys added: retrain
+    adds the search's best point); exit 1 diverged, 130 interrupted."""
     if getattr(args, "threads", None):
         import torch
 
@@ -53,7 +54,8 @@ def train_and_report(cfg, args: argparse.Namespace) -> int:
     result = train(cfg, args.out, device=args.device, progress=not args.quiet)
     print(json.dumps({"status": result.status, "reason": result.reason, "step": result.step,
                       "images_seen": result.images_seen, "run_dir": str(args.out),
-                      **{k: v for k, v in result.metrics.items() if k not in ("step", "images_seen")}}))
+                      **{k: v for k, v in result.metrics.items() if k not in ("step", "images_seen")},
+                      **(also or {})}))
     if result.status == "diverged":
         return 1
     return 130 if result.reason == "interrupted" else 0
