@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import pickle
-import zipfile
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,17 +42,46 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint; a missing or unreadable file is a one-line GansearchError."""
+    """Read a checkpoint; a missing or unreadable file is a one-line GansearchError.
+
+    Loaded with ``weights_only=True``: a checkpoint is a pickle, and a full unpickler runs
+    whatever code the file names, so a checkpoint from a shared bucket or a download could
+    execute anything. Checkpoints hold only tensors and plain data (LambdaLR's state_dict drops
+    its lambda; the optimisers rebuild it), so nothing gansearch writes is refused."""
     path = checkpoint_path(path)
     if not path.exists():
         raise GansearchError(f"{path}: no checkpoint here (is it a gansearch run directory?)")
     try:
-        state = torch.load(path, map_location=device, weights_only=False)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError) as exc:
-        raise GansearchError(f"{path}: not a readable checkpoint ({exc})") from None
+        state = torch.load(path, map_location=device, weights_only=True)
+    except OSError as exc:
+        raise GansearchError(f"{path}: {exc.strerror or exc}") from None
+    except pickle.UnpicklingError as exc:
+        raise GansearchError(f"{path}: {_unpickling_reason(str(exc))}") from None
+    except Exception as exc:  # foreign bytes make the unpickler raise anything (KeyError ...)
+        detail = ": ".join(x for x in (type(exc).__name__, _first_line(str(exc))) if x)
+        raise GansearchError(f"{path}: not a readable checkpoint (cut short or not a torch file; "
+                             f"{detail})") from None
     if not isinstance(state, dict) or state.get("version") != VERSION:
         raise GansearchError(f"{path}: not a gansearch checkpoint (version {VERSION} expected)")
     return state
+
+
+def _first_line(text: str) -> str:
+    """The first sentence of a message, on one line."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line.split(". ", 1)[0]
+
+
+def _unpickling_reason(message: str) -> str:
+    """One line for torch's many-line weights-only refusal, naming the object it would build."""
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    if found:
+        return (f"refused: it holds a Python object ({found.group(1)}) besides tensors and plain "
+                "data, and loading it could run code; only checkpoints written by gansearch load")
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    detail = lines[2] if lines and lines[0].startswith("Weights only load failed") and len(lines) > 2 \
+        else _first_line(message)
+    return f"not a readable checkpoint ({detail})"
 
 
 @dataclass
