@@ -15,7 +15,7 @@ from gan_core.config import (
 )
 from gan_core.errors import ConfigError
 
-PRESETS = ["color-mnist-dcgan", "fashion-dcgan", "mnist-cgan", "mnist-dcgan", "mnist-dcgan-lite", "mnist-mlp"]
+PRESETS = ["color-mnist-dcgan", "fashion-dcgan", "mnist-cgan", "mnist-dcgan", "mnist-dcgan-lite", "mnist-mlp", "mnist-mlp-ema"]
 
 
 def test_presets_are_the_five_seed_systems_plus_dcgan_lite_and_round_trip(tmp_path):

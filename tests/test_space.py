@@ -183,10 +183,14 @@ def test_shipped_spaces_load_and_build(path):
 
 
 def test_shipped_spaces_cover_every_preset_plus_architectures_and_quick():
+    import yaml
+
     from gan_core.config import preset_names
 
     names = {p.stem for p in SPACES}
-    assert set(preset_names()) | {"architectures", "quick"} <= names
+    assert {"architectures", "quick"} <= names
+    bases = {yaml.safe_load(p.read_text()).get("base") for p in SPACES}
+    assert set(preset_names()) <= bases, "every preset is the base of a shipped space"
 
 
 # ----------------------------------------------------------------------------- refusals
