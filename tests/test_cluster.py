@@ -68,7 +68,7 @@ def test_setup_installs_project_with_exact_pins(raw):
     for pin in PINS:
         assert pin in words, pin
     assert "~/gansearch" in setup
-    assert raw["file_mounts"] == {"~/gansearch": "."}
+    assert raw["file_mounts"]["~/gansearch"] == "."
     assert ".venv" in raw["rsync_exclude"] and "runs" in raw["rsync_exclude"]
     assert "2.60.0" in raw["docker"]["image"] and "py311" in raw["docker"]["image"]
 
@@ -78,3 +78,49 @@ def test_results_go_to_shared_storage(raw):
     assert raw["metadata"]["gansearch_results"].startswith("s3://")
     assert "--storage s3://YOUR-BUCKET/gansearch" in text
     assert "--address auto" in text
+
+
+def node_configs(raw) -> dict[str, dict]:
+    return {name: t["node_config"] for name, t in raw["available_node_types"].items()}
+
+
+def test_dashboard_on_localhost_and_token_auth(raw):
+    """Nobody reaching port 8265 (or the GCS) can submit a job: the dashboard listens on the
+    head's loopback (the README forwards it over SSH) and every Ray connection needs the token."""
+    text = CLUSTER.read_text()
+    assert "0.0.0.0" not in text
+    head = " ".join(raw["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in head
+    assert "--env RAY_AUTH_MODE=token" in raw["docker"]["run_options"]
+    assert raw["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+
+
+def test_nodes_have_own_security_group_profile_imdsv2_and_encrypted_volumes(raw):
+    for name, nc in node_configs(raw).items():
+        assert nc["SecurityGroupIds"] == ["sg-GANSEARCH"], name  # not Ray's group (SSH from anywhere)
+        profile = "gansearch-head" if name == raw["head_node_type"] else "gansearch-worker"
+        assert nc["IamInstanceProfile"]["Arn"].endswith(f":instance-profile/{profile}"), name
+        assert nc["MetadataOptions"]["HttpTokens"] == "required", name
+        assert nc["MetadataOptions"]["HttpPutResponseHopLimit"] == 1, name
+        volumes = nc["BlockDeviceMappings"]
+        assert volumes and all(v["Ebs"]["Encrypted"] is True for v in volumes), name
+
+
+def test_every_installed_package_is_pinned(raw):
+    commands = raw["setup_commands"] + raw["head_setup_commands"] + raw["worker_setup_commands"]
+    for command in commands:
+        words = command.replace('"', " ").split()
+        assert words[:2] == ["pip", "install"], command
+        packages = [w for w in words[2:] if not w.startswith("-") and not w.startswith("~")]
+        assert packages or "--no-deps" in words, command
+        for w in packages:
+            assert "==" in w, w  # exact versions only
+
+
+def test_readme_explains_each_setting(raw):
+    readme = (CLUSTER.parent / "README.md").read_text()
+    section = readme[readme.index("## On a Ray cluster"):]
+    section = section[:section.index("\n## ", 3)]
+    for words in ("127.0.0.1", "RAY_AUTH_MODE=token", "ADMIN_CIDR", "sg-GANSEARCH", "gansearch-worker",
+                  "gansearch-head", "HttpTokens", "Encrypted", "pinned", "s3:ListBucket"):
+        assert words in section, words
