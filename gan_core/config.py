@@ -64,6 +64,11 @@ class ModelConfig:
     g_activation: str = field(default="leaky_relu", metadata=_choices("relu", "leaky_relu"))
     d_activation: str = field(default="leaky_relu", metadata=_choices("relu", "leaky_relu"))
     leaky_slope: float = 0.3  # Keras' LeakyReLU() default, as seed 002 uses it
+    # Weight init of every Linear/Conv layer: ``seed`` is each architecture's own (Keras'
+    # Glorot-uniform for mlp and dcgan-*, seed 004's for cgan, DCGAN's for dcgan-lite);
+    # ``torch`` is PyTorch's default (Kaiming-uniform, a=sqrt(5): about half Glorot's scale on
+    # wide layers, which trains the dense GAN faster); ``dcgan`` is N(0, 0.02).
+    init: str = field(default="seed", metadata=_choices("seed", "torch", "dcgan"))
     # Spectral normalisation (Miyato et al. 2018) of every Linear/Conv layer of D, G or both.
     spectral_norm: str = field(default="none", metadata=_choices("none", "d", "g", "both"))
     output: str = field(
@@ -71,7 +76,7 @@ class ModelConfig:
     )
     # dcgan-lite only (the seeds' architectures keep their own fixed layers):
     g_norm: str = field(default="batch", metadata=_choices("batch", "none", "instance", "layer"))
-    d_norm: str = field(default="none", metadata=_choices("none", "batch", "layer"))
+    d_norm: str = field(default="batch", metadata=_choices("none", "batch", "layer"))
     upsample: str = field(default="transpose", metadata=_choices("transpose", "nearest", "bilinear"))
 
 

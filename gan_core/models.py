@@ -440,11 +440,32 @@ def build(cfg: ModelConfig, shape: Sequence[int], num_classes: int) -> tuple[Gen
         raise ConfigError(f"data: image shape must be (C, H, W) with positive sizes, got {tuple(shape)}")
     c, h, w = (int(s) for s in shape)
     G, D = ARCHITECTURES[cfg.arch](cfg, (c, h, w), int(num_classes))
+    if cfg.init != "seed":
+        reinitialise(G, cfg.init)
+        reinitialise(D, cfg.init)
     if cfg.spectral_norm in ("g", "both"):
         spectral_normalise(G)
     if cfg.spectral_norm in ("d", "both"):
         spectral_normalise(D)
     return G, D
+
+
+def reinitialise(module: nn.Module, kind: str) -> None:
+    """Replace the architecture's own init of every Linear/Conv layer (``model.init``):
+    ``torch`` re-runs the layers' own ``reset_parameters`` (PyTorch's default), ``dcgan`` draws
+    N(0, 0.02) weights and zero biases. Norm layers keep theirs. Draws from torch's global RNG."""
+    kinds = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+    for m in module.modules():
+        if not isinstance(m, kinds):
+            continue
+        if kind == "torch":
+            m.reset_parameters()
+        elif kind == "dcgan":
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        else:
+            raise ConfigError(f"model.init: {kind!r} is not one of seed, torch, dcgan")
 
 
 def spectral_normalise(module: nn.Module) -> None:

@@ -382,9 +382,12 @@ def test_dcgan_lite_layers_computes_at_low_resolution():
                                 ("ConvTranspose2d", 16, 8), ("Conv2d", 8, 3)]
     assert _layers(D, conv) == [("Conv2d", 3, 16), ("Conv2d", 16, 32), ("Conv2d", 32, 64), ("Conv2d", 64, 128)]
     assert D.head[0].in_features == 128 * 4 * 4
-    # Layers followed by a norm carry no bias; the output conv and D (d_norm none) do.
+    # Layers followed by a norm carry no bias; G's output conv, D's first conv (never normed,
+    # as in DCGAN) and D's head do.
     assert [m.bias is None for m in G.net if isinstance(m, (nn.Linear, *conv))] == [True] * 5 + [False]
-    assert all(m.bias is not None for m in D.modules() if isinstance(m, (nn.Linear, *conv)))
+    assert [m.bias is None for m in D.modules() if isinstance(m, (nn.Linear, *conv))] == [False] + [True] * 3 + [False]
+    G, D = models.build(dataclasses.replace(cfg, g_norm="none", d_norm="none"), MNIST, 10)
+    assert all(m.bias is not None for m in [*G.modules(), *D.modules()] if isinstance(m, (nn.Linear, *conv)))
 
 
 @pytest.mark.parametrize("shape", [MNIST, COLOR, (1, 32, 32), (3, 24, 40)], ids=lambda s: "x".join(map(str, s)))
@@ -489,3 +492,25 @@ def test_dcgan_lite_takes_spectral_norm_and_still_counts_flops():
     assert torch.isfinite(loss)
     w = D.features[1].weight  # the first conv, normalised: largest singular value ~1
     assert torch.linalg.matrix_norm(w.detach().flatten(1), ord=2).item() == pytest.approx(1.0, abs=0.1)
+
+
+def test_init_torch_and_dcgan_replace_the_seed_init_deterministically():
+    """model.init: seed keeps each architecture's init; torch gives PyTorch's default scale
+    (bound 1/sqrt(fan_in), half Glorot's on seed 001's 784->256 layer); dcgan gives N(0, 0.02)."""
+    from gan_core.config import apply_overrides, load_preset
+
+    cfg = load_preset("mnist-mlp").model
+    first = {}
+    for kind in ("seed", "torch", "dcgan"):
+        torch.manual_seed(0)
+        _, D = models.build(dataclasses.replace(cfg, init=kind), (1, 28, 28), 10)
+        first[kind] = D.features[1].weight.detach()
+        torch.manual_seed(0)
+        _, again = models.build(dataclasses.replace(cfg, init=kind), (1, 28, 28), 10)
+        assert torch.equal(first[kind], again.features[1].weight)
+    glorot, default = (6 / (784 + 512)) ** 0.5, 1 / 784**0.5
+    assert first["seed"].abs().max() <= glorot and first["seed"].abs().max() > 0.9 * glorot
+    assert first["torch"].abs().max() <= default and first["torch"].abs().max() > 0.9 * default
+    assert abs(float(first["dcgan"].std()) - 0.02) < 0.002
+    with pytest.raises(ConfigError, match="model.init: 'he' is not one of seed, torch, dcgan"):
+        apply_overrides(load_preset("mnist-mlp"), ["model.init=he"])
