@@ -28,10 +28,8 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -108,23 +106,6 @@ def experiment_path(storage: str | None, name: str) -> str:
     if is_uri(root):
         return root.rstrip("/") + "/" + name
     return str(Path(root).expanduser().resolve() / name)
-
-
-def optuna_storage_url(exp: str, override: str | None) -> str:
-    """The study's database: --optuna-storage, else SQLite in the experiment folder. SQLite cannot
-    live on s3:// or gs://: for such an experiment the study is a local file under the gansearch
-    cache ($GANSEARCH_CACHE or ~/.cache/gansearch, optuna/<name>-<hash>.db) and a copy goes into
-    the experiment folder at the end."""
-    if override:
-        return override
-    if not is_uri(exp):
-        Path(exp).mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{Path(exp) / OPTUNA_FILE}"
-    root = Path(os.environ.get("GANSEARCH_CACHE") or Path.home() / ".cache" / "gansearch").expanduser()
-    name = exp.rstrip("/").rsplit("/", 1)[-1]
-    local = root / "optuna" / f"{name}-{hashlib.sha256(exp.encode()).hexdigest()[:8]}.db"
-    local.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{local.resolve()}"
 
 
 # ----------------------------------------------------------------------------- small rules
@@ -584,7 +565,9 @@ def open_study(exp: Experiment, tmp: Path) -> Any:
             exp.folder.download(OPTUNA_FILE + suffix, tmp / (OPTUNA_FILE + suffix))
         url = f"sqlite:///{copy}"
     elif exp.state.get("optuna_storage") and not str(exp.state["optuna_storage"]).startswith("sqlite"):
-        url = str(exp.state["optuna_storage"])
+        from search.study_db import resolve_stored  # a redacted URL: the real one is in the environment
+
+        url = resolve_stored(str(exp.state["optuna_storage"]))
     if url is None:
         return None
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -53,7 +53,6 @@ from search.experiment import (
     experiment_path,
     finite,
     open_experiment,
-    optuna_storage_url,
     read_space,
     read_state,
     trial_params,
@@ -61,6 +60,7 @@ from search.experiment import (
 )
 from search.space import PBT_MUTABLE_PREFIXES, ChoiceParam, FloatParam, IntParam, Space
 from search.storage import Folder, is_uri, normalise
+from search.study_db import RedactedRDBStorage, redact, resolve_stored, study_url
 
 __all__ = ["BEST_CONFIG_FILE", "SUMMARY_FILE", "SearchOptions", "SearchOutcome", "TrialDiverged",
            "format_outcome", "resume_search", "run_search", "select_device"]
@@ -82,7 +82,7 @@ class SearchOptions:
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
     seed: int = 0
-    optuna_storage: str | None = None
+    optuna_storage: str | None = None  # written only redacted (search/study_db.py)
     scheduler: str | None = None
     max_failures: int = 2
     verbose: int = 1
@@ -396,7 +396,7 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
     else:
         import optuna
 
-        storage = optuna.storages.RDBStorage(optuna_url)
+        storage = RedactedRDBStorage(optuna_url)  # pickled by Ray without its password
         search_alg = BudgetOptunaSearch(
             budget_images=space.budget.images,
             space=space.define_by_run(opts.seed),
@@ -488,20 +488,20 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
     scheduler = opts.scheduler or space.search.scheduler
     if opts.gpus_per_trial < 0 or (opts.cpus_per_trial is not None and opts.cpus_per_trial <= 0):
         raise GansearchError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
-    url = optuna_storage_url(exp, opts.optuna_storage)
+    url = study_url(exp, opts.optuna_storage)
     if scheduler != "pbt":
         import optuna
 
         if opts.name in optuna.study.get_all_study_names(storage=url):
-            raise GansearchError(f"--name: the Optuna study {opts.name!r} already exists in {url} "
+            raise GansearchError(f"--name: the Optuna study {opts.name!r} already exists in {redact(url)} "
                                  "(an earlier search of this name?); pick another --name")
     state = {
         "version": 1,
         "name": opts.name,
         "space_file": space.path,
-        "options": dataclasses.asdict(opts),
+        "options": {**dataclasses.asdict(opts), "optuna_storage": opts.optuna_storage and redact(opts.optuna_storage)},
         "scheduler": scheduler,
-        "optuna_storage": None if scheduler == "pbt" else url,
+        "optuna_storage": None if scheduler == "pbt" else redact(url),
         "metric": space.objective.metric,
         "mode": space.objective.mode,
         "created": time.time(),
@@ -528,6 +528,7 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
     folder = Folder(exp)
     state = read_state(folder)
     space = read_space(folder)
+    url = resolve_stored(state.get("optuna_storage"))  # a redacted URL: the real one from the environment
     started = _init_ray(address)
     try:
         if not tune.Tuner.can_restore(exp):
@@ -540,7 +541,7 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
         tuner = tune.Tuner.restore(exp, trainable, resume_unfinished=True,
                                    resume_errored=retry_failed, restart_errored=False)
         tuner.fit()
-        return finish(exp, space, state.get("optuna_storage"), state)
+        return finish(exp, space, url, state)
     finally:
         if started:
             ray.shutdown()

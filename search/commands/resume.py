@@ -12,7 +12,9 @@ EXAMPLE = """example:
 
 Trials that finished are kept, unfinished ones continue from their latest checkpoint, and new
 trials are drawn until the search's trial count is reached: no trial runs twice, none is lost.
-Failed trials (diverged or crashed) stay failed unless --retry-failed."""
+Failed trials (diverged or crashed) stay failed unless --retry-failed. A search whose Optuna
+study is in a database with a password (GANSEARCH_OPTUNA_STORAGE) needs that variable set again:
+the experiment keeps the URL only redacted."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

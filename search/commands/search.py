@@ -37,8 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="trials running at once; None: as many as the cluster holds now")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial")
     p.add_argument("--optuna-storage", metavar="URL",
-                   help="Optuna study database, e.g. postgresql://user:pw@host/db for a study a "
-                        "cluster shares; None: optuna.db in the experiment folder")
+                   help="Optuna study database a cluster shares, e.g. postgresql://user@host/db; a URL "
+                        "with a password goes in $GANSEARCH_OPTUNA_STORAGE instead (stored redacted, never "
+                        "shown); None: that variable, else optuna.db in the experiment folder")
     p.add_argument("--scheduler", choices=["asha", "pbt", "fifo"],
                    help="asha (early stopping), pbt, or fifo (every trial runs its budget); "
                         "None: the space's search.scheduler (asha)")
@@ -61,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
         raise GansearchError(f"--cpus-per-trial: must be > 0, got {args.cpus_per_trial}")
     if args.gpus_per_trial < 0:
         raise GansearchError(f"--gpus-per-trial: must be >= 0, got {args.gpus_per_trial}")
+    from search.study_db import from_command
+
+    optuna_url, _ = from_command(args.optuna_storage)  # a password only through the environment
     # Everything about the space is checked before Ray (or the search.tune import) starts.
     space = load_space(args.space, build_models=True)
     if args.scheduler == "pbt" and not space.pbt_mutable():
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent,
         seed=args.seed,
-        optuna_storage=args.optuna_storage,
+        optuna_storage=optuna_url,
         scheduler=args.scheduler,
         max_failures=args.max_failures,
         verbose=0 if args.quiet else 1,

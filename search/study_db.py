@@ -1,0 +1,110 @@
+"""Where a search's Optuna study lives, and its database password kept out of files and output.
+
+The study is SQLite in the experiment folder unless ``--optuna-storage URL`` or the environment
+variable ``GANSEARCH_OPTUNA_STORAGE`` names a database a cluster shares. A URL with a password
+belongs in the variable: on the command line it would land in shell history, process lists and
+Ray's job records, so there it is refused. The URL is written only redacted
+(``postgresql://user:***@host/db``): in gansearch.json, in error messages, and in the storage
+object Ray pickles into the experiment folder with the searcher's state. ``resume`` and
+``review`` read the real URL from the variable again.
+
+Example::
+
+    url, source = from_command(args.optuna_storage)      # flag, else $GANSEARCH_OPTUNA_STORAGE
+    state["optuna_storage"] = redact(url)                # postgresql://gs:***@db/studies
+    url = resolve_stored(state["optuna_storage"])        # the real URL, from the variable
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from gan_core.errors import GansearchError
+from search.experiment import OPTUNA_FILE
+from search.storage import is_uri
+
+ENV = "GANSEARCH_OPTUNA_STORAGE"
+HIDDEN = "***"
+
+
+def _split(url: str) -> tuple[str, str | None, str | None, str]:
+    """(scheme, user, password, host and the rest). The user info ends at the *last* "@" before
+    the host: a password with an unescaped "@" or "/" is hidden whole, never in part."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return scheme, None, None, rest
+    userinfo, host = rest.rsplit("@", 1)
+    user, colon, password = userinfo.partition(":")
+    return scheme, user, (password if colon else None), host
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (unchanged when it has none)."""
+    scheme, user, password, host = _split(url)
+    return url if password is None else f"{scheme}://{user}:{HIDDEN}@{host}"
+
+
+def is_redacted(url: str | None) -> bool:
+    return bool(url) and _split(str(url))[2] == HIDDEN
+
+
+def from_command(flag: str | None) -> tuple[str | None, str]:
+    """The study URL a command was given and where it came from: ``--optuna-storage`` (refused
+    with a password in it), else the environment variable; (None, "") for the default SQLite."""
+    if flag:
+        if _split(flag)[2] is not None:
+            raise GansearchError(f"--optuna-storage: {redact(flag)} carries a password, which the command "
+                                 f"line would leak (shell history, ps); put the URL in {ENV} instead")
+        return flag, "--optuna-storage"
+    env = os.environ.get(ENV, "").strip()
+    return (env, ENV) if env else (None, "")
+
+
+def resolve_stored(stored: str | None) -> str | None:
+    """The real URL for one gansearch.json (or a pickle) holds: a redacted one is read from the
+    environment variable again, which must name the same database."""
+    if not is_redacted(stored):
+        return stored
+    env = os.environ.get(ENV, "").strip()
+    if not env:
+        raise GansearchError(f"{ENV}: not set; this experiment's Optuna study is in {stored}, whose password "
+                             f"is not stored: set {ENV} to the full URL")
+    if redact(env) != stored:
+        raise GansearchError(f"{ENV}: names {redact(env)}, but this experiment's Optuna study is in {stored}")
+    return env
+
+
+def study_url(exp: str, override: str | None) -> str:
+    """The study's database: ``override`` (flag or variable), else SQLite in the experiment folder.
+    SQLite cannot live on s3:// or gs://: for such an experiment the study is a local file under
+    the gansearch cache ($GANSEARCH_CACHE or ~/.cache/gansearch, optuna/<name>-<hash>.db) and a
+    copy goes into the experiment folder at the end."""
+    if override:
+        return override
+    if not is_uri(exp):
+        Path(exp).mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{Path(exp) / OPTUNA_FILE}"
+    root = Path(os.environ.get("GANSEARCH_CACHE") or Path.home() / ".cache" / "gansearch").expanduser()
+    name = exp.rstrip("/").rsplit("/", 1)[-1]
+    local = root / "optuna" / f"{name}-{hashlib.sha256(exp.encode()).hexdigest()[:8]}.db"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{local.resolve()}"
+
+
+class RedactedRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDBStorage that pickles with its password hidden and unpickles with the real URL
+    from the environment variable: Ray saves the searcher (and with it the study's storage) into
+    the experiment folder, which may be a shared bucket."""
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state["url"] = redact(state["url"])
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__({**state, "url": resolve_stored(state["url"])})
