@@ -434,15 +434,21 @@ def explore(run_dir: str | Path, what: str, out: str | Path, *, classes: Sequenc
 
 
 def resolve_run(path: str | Path) -> Path:
-    """A run directory, a checkpoint file, or a search trial folder (its newest checkpoint)."""
+    """A run directory, a checkpoint file, or a search trial folder: the checkpoint of its best
+    point (the one review ranks it by and the search keeps), else its newest."""
     p = Path(path)
     if p.is_file() or (p / "checkpoint.pt").exists():
         return p
-    if p.is_dir():
-        ckpts = sorted(p.glob("checkpoint_*/checkpoint.pt"))
-        if ckpts:
-            return ckpts[-1]
-        if (p / "run" / "checkpoint.pt").exists():
-            return p / "run"
+    if p.is_dir() and (any(p.glob("checkpoint_*/checkpoint.pt")) or (p / "run" / "checkpoint.pt").exists()):
+        from search.experiment import STATE_FILE, local_checkpoint, read_trial
+        from search.storage import Folder
+
+        parent = Folder(p.parent)
+        state = parent.read_json(STATE_FILE) or {}  # a trial folder alone: the default objective
+        trial = read_trial(parent, p.name, metric=str(state.get("metric") or "score"),
+                           mode=str(state.get("mode") or "min"), budget=None)
+        found = local_checkpoint(trial, p)  # a local folder: nothing is downloaded
+        if found is not None:
+            return found
     raise GansearchError(f"{p}: no checkpoint here (give a run directory written by train or retrain, "
                          "a checkpoint.pt, or a search trial folder)")

@@ -132,6 +132,32 @@ def test_pbt_restore_rewrites_only_resumable_hyperparameters(tmp_path):
         train(perturbed, asha_dir, device="cpu", progress=False)
 
 
+def test_explore_takes_a_trial_folders_best_checkpoint_not_its_newest(tiny_cfg, tmp_path):
+    """A trial folder as Ray writes it: two reported checkpoints, the first one scoring best."""
+    from gan_core.checkpoint import load_run
+    from gan_core.loop import train
+    from search.explore import resolve_run
+
+    exp = tmp_path / "exp"
+    trial = exp / "trial_abc"
+    cfg = tiny_cfg("mlp", steps=2)
+    for n, (steps, score) in enumerate(((2, 10.0), (4, 30.0))):
+        cfg.train.images = 16 * steps
+        train(cfg, tmp_path / "run", progress=False)
+        (trial / f"checkpoint_00000{n}").mkdir(parents=True)
+        shutil.copy(tmp_path / "run" / "checkpoint.pt", trial / f"checkpoint_00000{n}" / "checkpoint.pt")
+        with open(trial / "result.json", "a") as f:
+            f.write(json.dumps({"score": score, "images_seen": 16 * steps, "trial_id": "abc",
+                                "checkpoint_dir_name": f"checkpoint_00000{n}"}) + "\n")
+    (trial / "params.json").write_text("{}")
+    assert load_run(resolve_run(trial)).step == 2  # no gansearch.json: the default objective, min score
+    (exp / "gansearch.json").write_text(json.dumps({"metric": "score", "mode": "max"}))
+    assert load_run(resolve_run(trial)).step == 4  # a search maximising: the later point is its best
+    shutil.rmtree(trial / "checkpoint_000001")
+    (exp / "gansearch.json").write_text(json.dumps({"metric": "score", "mode": "min"}))
+    assert resolve_run(trial) == trial / "checkpoint_000000" / "checkpoint.pt"
+
+
 # ----------------------------------------------------------------------------- a local Ray
 
 
