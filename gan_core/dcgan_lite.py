@@ -11,8 +11,8 @@ and keeps the full-resolution layers thin (G at width 1 on 28x28: 64 channels at
        halving, + norm + act; conv k3 to C channels + the output activation.
     D: d_depth convs halving the size (k4 s2 p1, k3 on odd sizes, so ceil(n/2); k3 s1 once the
        size is 4 or less), each with G's channel count at the size it outputs (doubling: 28px
-       32, 64, 128; 64px 16, 32, 64, 128), norm (not on the first), LeakyReLU; flatten,
-       dropout, linear to 1 logit.
+       32, 64, 128; 64px 16, 32, 64, 128), norm (not on the first, as in DCGAN), LeakyReLU;
+       flatten, dropout, linear to 1 logit.
 
 H0 x W0 is the image halved while it stays divisible and at least 7 pixels (28 -> 7, 64 -> 8,
 32 -> 8). ``model.g_norm`` (batch | none | instance | layer), ``model.d_norm`` (none | batch |
@@ -22,7 +22,12 @@ and ``output`` mean what they mean elsewhere. Convolutions run in channels_last 
 (converted inside the modules, so callers pass and get ordinary tensors); layers followed by a
 norm have no bias; activations are in place.
 
-Init is DCGAN's N(0, 0.02) (BN scales N(1, 0.02)): see ``dcgan_init``.
+Defaults from quick checks (mnist-dcgan-lite, 96k images at batch 64, one seed each, cfd of
+2,000 samples): batch norm in D (``d_norm: batch``) 16.6 against 35-39 in five runs without a
+norm in D (D sat at chance, loss 2 ln 2, and G drew broken strokes); DCGAN's N(0, 0.02) init 16.6
+against 24.3 with the Keras seeds' Glorot-uniform (ahead at 32k and 64k images too). For
+``wgan-gp`` prefer ``d_norm: layer`` or ``none``: batch norm mixes the per-image gradients the
+penalty is about.
 """
 
 from __future__ import annotations
@@ -97,7 +102,8 @@ def _act(kind: str, slope: float) -> nn.Module:
 def dcgan_init(module: nn.Module) -> None:
     """DCGAN's init (Radford et al.): weights N(0, 0.02), norm scales N(1, 0.02), biases 0.
 
-    The DCGAN recipe this architecture follows was tuned with it."""
+    The DCGAN recipe this architecture follows was tuned with it, and it trained better here
+    than Glorot-uniform (module docstring)."""
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, 0.02)
