@@ -37,6 +37,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from gan_core.config import dump_config, from_dict, to_dict
 from gan_core.errors import GansearchError
+from search import ray_address
 from search.experiment import (
     BASE_FILE,
     BEST_CONFIG_FILE,
@@ -63,7 +64,7 @@ from search.storage import Folder, is_uri, normalise
 from search.study_db import RedactedRDBStorage, redact, resolve_stored, study_url
 
 __all__ = ["BEST_CONFIG_FILE", "SUMMARY_FILE", "SearchOptions", "SearchOutcome", "TrialDiverged",
-           "format_outcome", "resume_search", "run_search", "select_device"]
+           "resume_search", "run_search", "select_device"]
 
 # Environment a driver forwards to the trial workers of a cluster it connects to.
 FORWARDED_ENV = ("GANSEARCH_DATA", "GANSEARCH_CACHE")
@@ -77,7 +78,8 @@ class SearchOptions:
     storage: str | None = None  # local folder or URI; default ./runs
     trials: int | None = None
     time_budget_s: float | None = None
-    address: str | None = None  # None: a local Ray; "auto" or HOST:PORT: a running cluster
+    address: str | None = None  # None: a private local Ray (or RAY_ADDRESS's); "auto" or HOST:PORT: a cluster
+    connect_timeout: float = ray_address.DEFAULT_CONNECT_TIMEOUT  # seconds to wait for a cluster
     cpus_per_trial: float | None = None
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
@@ -466,13 +468,15 @@ def _fit(cpus: float, gpus: float) -> int:
     return max(1, int(n + 1e-9)) if math.isfinite(n) else 1
 
 
-def _init_ray(address: str | None) -> bool:
-    """Start or join Ray unless the caller already did; True if we started it (and stop it)."""
+def _init_ray(address: str | None, connect_timeout: float) -> bool:
+    """Start a private Ray or join a cluster within ``connect_timeout`` (search/ray_address.py
+    decides which) unless the caller already did; True if we did (and stop it)."""
     if ray.is_initialized():
         return False
+    target = ray_address.resolve(address)
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}} if (address and env) else {}
-    ray.init(address=address, **kwargs)
+    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}} if (not target.local and env) else {}
+    ray_address.join(target, connect_timeout, lambda: ray.init(address=target.init_address, **kwargs))
     return True
 
 
@@ -488,26 +492,26 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
     scheduler = opts.scheduler or space.search.scheduler
     if opts.gpus_per_trial < 0 or (opts.cpus_per_trial is not None and opts.cpus_per_trial <= 0):
         raise GansearchError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
-    url = study_url(exp, opts.optuna_storage)
-    if scheduler != "pbt":
-        import optuna
-
-        if opts.name in optuna.study.get_all_study_names(storage=url):
-            raise GansearchError(f"--name: the Optuna study {opts.name!r} already exists in {redact(url)} "
-                                 "(an earlier search of this name?); pick another --name")
-    state = {
-        "version": 1,
-        "name": opts.name,
-        "space_file": space.path,
-        "options": {**dataclasses.asdict(opts), "optuna_storage": opts.optuna_storage and redact(opts.optuna_storage)},
-        "scheduler": scheduler,
-        "optuna_storage": None if scheduler == "pbt" else redact(url),
-        "metric": space.objective.metric,
-        "mode": space.objective.mode,
-        "created": time.time(),
-    }
-    started = _init_ray(opts.address)
+    started = _init_ray(opts.address, opts.connect_timeout)  # before anything is written
     try:
+        url = study_url(exp, opts.optuna_storage)
+        if scheduler != "pbt":
+            import optuna
+
+            if opts.name in optuna.study.get_all_study_names(storage=url):
+                raise GansearchError(f"--name: the Optuna study {opts.name!r} already exists in {redact(url)} "
+                                     "(an earlier search of this name?); pick another --name")
+        state = {
+            "version": 1,
+            "name": opts.name,
+            "space_file": space.path,
+            "options": {**dataclasses.asdict(opts), "optuna_storage": opts.optuna_storage and redact(opts.optuna_storage)},
+            "scheduler": scheduler,
+            "optuna_storage": None if scheduler == "pbt" else redact(url),
+            "metric": space.objective.metric,
+            "mode": space.objective.mode,
+            "created": time.time(),
+        }
         tuner = _build_tuner(space, opts, exp, url, list(callbacks or []))
         folder = Folder(exp)
         folder.write_text(SPACE_FILE, space.text)
@@ -520,7 +524,8 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
             ray.shutdown()
 
 
-def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = False) -> SearchOutcome:
+def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = False,
+                  connect_timeout: float = ray_address.DEFAULT_CONNECT_TIMEOUT) -> SearchOutcome:
     """Continue an interrupted search: unfinished trials resume from their latest checkpoints,
     finished ones are kept, new ones are drawn until the trial count is reached; failed trials
     stay failed unless ``retry_failed`` (then they resume from their latest checkpoint)."""
@@ -529,10 +534,10 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
     state = read_state(folder)
     space = read_space(folder)
     url = resolve_stored(state.get("optuna_storage"))  # a redacted URL: the real one from the environment
-    started = _init_ray(address)
+    if not tune.Tuner.can_restore(exp):
+        raise GansearchError(f"{exp}: no Ray Tune experiment state to resume")
+    started = _init_ray(address, connect_timeout)
     try:
-        if not tune.Tuner.can_restore(exp):
-            raise GansearchError(f"{exp}: no Ray Tune experiment state to resume")
         trainable = tune.with_resources(
             tune.with_parameters(gan_trial, ctx=TrialContext(space, state["scheduler"])),
             {"cpu": state["options"]["cpus_per_trial"] or space.search.cpus_per_trial,
@@ -576,24 +581,3 @@ def finish(exp: str, space: Space, optuna_url: str | None, state: dict[str, Any]
         Folder(exp).upload(Path(optuna_url[len("sqlite:///"):]), OPTUNA_FILE)
     rows = sorted(record.trials, key=lambda r: r.trial_id)
     return SearchOutcome(exp, rows, best, best_path, space.objective.metric, space.objective.mode, interrupted)
-
-
-def format_outcome(out: SearchOutcome) -> str:
-    """The lines ``gansearch search`` and ``resume`` end with."""
-    counts = ", ".join(f"{out.count(s)} {s}" for s in TrialStatus if out.count(s))
-    lines = [f"experiment: {out.experiment_path} ({len(out.rows)} trials: {counts or 'none'})"]
-    for r in out.rows:
-        if r.status in (TrialStatus.DIVERGED, TrialStatus.FAILED):
-            lines.append(f"  {r.trial_id} {r.status}: {r.why}")
-    if out.best is None:
-        lines.append("no trial finished with a finite score; nothing to export")
-    else:
-        last = f"{out.best.last_score:.6g}" if out.best.last_score is not None else "-"
-        lines.append(f"best trial: {out.best.trial_id}  {out.metric} = {out.best.score:.6g} ({out.mode}) "
-                     f"after {out.best.best_images} images (its last: {last} after {out.best.images_seen})")
-        lines.append(f"best config: {out.best_config_path}")
-        if out.best.checkpoint:
-            lines.append(f"best checkpoint: {out.best.checkpoint}")
-    if out.interrupted:
-        lines.append(f"interrupted: continue with `gansearch resume {out.experiment_path}`")
-    return "\n".join(lines)

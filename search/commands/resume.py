@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from search.commands._common import formatter
+from search.ray_address import DEFAULT_CONNECT_TIMEOUT
 
 EXAMPLE = """example:
   gansearch resume runs/quick
@@ -23,16 +24,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("experiment", metavar="EXPERIMENT_PATH",
                    help="the experiment folder `gansearch search` printed (a folder or s3:// / gs:// URI)")
     p.add_argument("--address", metavar="auto|HOST:PORT",
-                   help="join a running Ray cluster; None: start Ray on this machine")
+                   help="join a Ray cluster: auto is the one `ray start` registered on this machine; "
+                        "None: a private Ray on this machine (inside a Ray job: the job's cluster)")
+    p.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT, metavar="S",
+                   help="seconds to wait for the cluster to answer before giving up in one line")
     p.add_argument("--retry-failed", action="store_true",
                    help="also resume failed trials from their latest checkpoint")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.tune import format_outcome, resume_search
+    from search.commands.search import format_outcome
+    from search.tune import resume_search
 
-    outcome = resume_search(args.experiment, address=args.address, retry_failed=args.retry_failed)
+    outcome = resume_search(args.experiment, address=args.address, retry_failed=args.retry_failed,
+                            connect_timeout=args.connect_timeout)
     print(format_outcome(outcome), flush=True)
     if outcome.interrupted:
         return 130

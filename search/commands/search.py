@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from search.commands._common import formatter
+from search.ray_address import DEFAULT_CONNECT_TIMEOUT
+
+if TYPE_CHECKING:
+    from search.tune import SearchOutcome
 
 EXAMPLE = """example:
   gansearch search --space spaces/quick.yaml --name quick
@@ -28,7 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, metavar="N", help="number of trials; None: the space's search.trials")
     p.add_argument("--time-budget-s", type=float, metavar="T", help="stop the whole search after T seconds")
     p.add_argument("--address", metavar="auto|HOST:PORT",
-                   help="join a running Ray cluster; None: start Ray on this machine")
+                   help="join a Ray cluster: auto is the one `ray start` registered on this machine; "
+                        "None: a private Ray on this machine (inside a Ray job: the job's cluster)")
+    p.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT, metavar="S",
+                   help="seconds to wait for the cluster to answer before giving up in one line")
     p.add_argument("--cpus-per-trial", type=float, metavar="C",
                    help="CPUs per trial, torch uses as many threads; None: the space's search.cpus_per_trial (1)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G",
@@ -71,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         raise GansearchError(f"{args.space}: --scheduler pbt needs a top-level range or choice over a "
                              "key PBT may change in a running trial (optim.*, balance.*, dropout ...)")
 
-    from search.tune import SearchOptions, format_outcome, run_search
+    from search.tune import SearchOptions, run_search
 
     print(space.describe(), flush=True)
     outcome = run_search(space, SearchOptions(
@@ -80,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         trials=args.trials,
         time_budget_s=args.time_budget_s,
         address=args.address,
+        connect_timeout=args.connect_timeout,
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent,
@@ -93,3 +102,26 @@ def run(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         return 130
     return 0 if outcome.best is not None else 1
+
+
+def format_outcome(out: SearchOutcome) -> str:
+    """The lines ``gansearch search`` and ``resume`` end with."""
+    from search.experiment import TrialStatus
+
+    counts = ", ".join(f"{out.count(s)} {s}" for s in TrialStatus if out.count(s))
+    lines = [f"experiment: {out.experiment_path} ({len(out.rows)} trials: {counts or 'none'})"]
+    for r in out.rows:
+        if r.status in (TrialStatus.DIVERGED, TrialStatus.FAILED):
+            lines.append(f"  {r.trial_id} {r.status}: {r.why}")
+    if out.best is None:
+        lines.append("no trial finished with a finite score; nothing to export")
+    else:
+        last = f"{out.best.last_score:.6g}" if out.best.last_score is not None else "-"
+        lines.append(f"best trial: {out.best.trial_id}  {out.metric} = {out.best.score:.6g} ({out.mode}) "
+                     f"after {out.best.best_images} images (its last: {last} after {out.best.images_seen})")
+        lines.append(f"best config: {out.best_config_path}")
+        if out.best.checkpoint:
+            lines.append(f"best checkpoint: {out.best.checkpoint}")
+    if out.interrupted:
+        lines.append(f"interrupted: continue with `gansearch resume {out.experiment_path}`")
+    return "\n".join(lines)
