@@ -39,6 +39,12 @@ from gan_core.optim import build_optimizer, clip_gradients
 
 Evaluator = Callable[[torch.Tensor, "torch.Tensor | None"], dict[str, float]]
 
+# Per-step statistics, in the order of the vector ``Trainer.train_step`` returns. They are summed
+# on the device and read by the host only when the loop needs them (a log line, a picture, an
+# evaluation, a checkpoint, or every step while the balance controller is on): a host sync per
+# step would stall a GPU's queue.
+STAT_KEYS = ("loss_d", "loss_g", "acc_real", "acc_fake", "d_error")
+
 # Keys that may change between a checkpoint and a resume: they never touch the weights.
 RESUMABLE_CHANGES = ("train.images", "train.log_every", "train.sample_every",
                      "train.checkpoint_every", "train.weight_warn", "data.data_dir", "eval.")
@@ -71,21 +77,11 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def _set_requires_grad(module: nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
-
-
 def _finite_weights(*mods: nn.Module) -> tuple[bool, float]:
-    """(all finite, largest absolute weight), in one pass over all parameters."""
-    biggest = 0.0
-    for m in mods:
-        for p in m.parameters():
-            a = p.detach().abs().max().item()
-            if not math.isfinite(a):
-                return False, a
-            biggest = max(biggest, a)
-    return True, biggest
+    """(all finite, largest absolute weight), with one host sync for all parameters."""
+    params = [p.detach() for m in mods for p in m.parameters()]
+    biggest = torch.stack(torch._foreach_norm(params, math.inf)).max().item()
+    return math.isfinite(biggest), biggest
 
 
 class Trainer:
@@ -104,9 +100,10 @@ class Trainer:
         self.G, self.D = models.build(cfg.model, self.data.shape, self.num_classes)
         self.G.to(device)
         self.D.to(device)
+        self.g_params, self.d_params = list(self.G.parameters()), list(self.D.parameters())
         self.loss = losses_mod.LOSSES[cfg.loss.name]
-        self.opt_d, self.sched_d = build_optimizer(cfg.optim.d, list(self.D.parameters()), "d")
-        self.opt_g, self.sched_g = build_optimizer(cfg.optim.g, list(self.G.parameters()), "g")
+        self.opt_d, self.sched_d = build_optimizer(cfg.optim.d, self.d_params, "d")
+        self.opt_g, self.sched_g = build_optimizer(cfg.optim.g, self.g_params, "g")
         self.balance = BalanceController(cfg.balance)
         self.data_gen = torch.Generator().manual_seed(t.seed * 1000 + 1)
         self.noise_gen = torch.Generator().manual_seed(t.seed * 1000 + 2)
@@ -115,7 +112,9 @@ class Trainer:
         self.ema = GeneratorEma(self.G, cfg.ema.decay, cfg.ema.start_images) if cfg.ema.decay > 0 else None
         self.step = 0
         self.d_updates = 0  # every D update so far: lazy R1 runs on every r1_every-th
-        self.acc = self._empty_acc()
+        self.acc = self._empty_acc()  # host-side counts since the last log line
+        self.acc_sum = torch.zeros(len(STAT_KEYS), device=device)  # STAT_KEYS sums, on the device
+        self._zero = torch.zeros((), device=device)  # loss_g of a step with G paused
         self.last_eval: dict[str, Any] = {}
         self.saved: tuple[int, str] | None = None
         # Fixed noise: sample grids (4x4, or 10 noise rows x 10 classes) and evaluation.
@@ -131,9 +130,16 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     @staticmethod
-    def _empty_acc() -> dict[str, float]:
-        return {"n": 0, "loss_d": 0.0, "loss_g": 0.0, "acc_real": 0.0, "acc_fake": 0.0,
-                "d_error": 0.0, "n_g": 0, "d_updates": 0, "g_updates": 0}
+    def _empty_acc() -> dict[str, int]:
+        return {"n": 0, "n_g": 0, "d_updates": 0, "g_updates": 0}
+
+    def reset_acc(self) -> None:
+        self.acc = self._empty_acc()
+        self.acc_sum.zero_()
+
+    def acc_sums(self) -> dict[str, float]:
+        """The summed statistics since the last log line (one host sync)."""
+        return dict(zip(STAT_KEYS, self.acc_sum.tolist(), strict=True))
 
     @property
     def images_seen(self) -> int:
@@ -151,7 +157,7 @@ class Trainer:
             "G": self.G.state_dict(), "D": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
-            "balance": self.balance.state_dict(), "acc": dict(self.acc), "last_eval": self.last_eval,
+            "balance": self.balance.state_dict(), "acc": {**self.acc, **self.acc_sums()}, "last_eval": self.last_eval,
             "G_ema": self.ema.state_dict() if self.ema is not None else None,
             "d_updates_total": self.d_updates,
             "rng": {"torch": torch.get_rng_state(), "data": self.data_gen.get_state(),
@@ -167,7 +173,9 @@ class Trainer:
         self.sched_g.load_state_dict(state["sched_g"])
         self.sched_d.load_state_dict(state["sched_d"])
         self.balance.load_state_dict(state["balance"])
-        self.acc = dict(state["acc"])
+        acc = state["acc"]
+        self.acc = {k: int(acc[k]) for k in self._empty_acc()}
+        self.acc_sum = torch.tensor([float(acc[k]) for k in STAT_KEYS], device=self.device)
         self.last_eval = dict(state.get("last_eval", {}))
         self.step = state["step"]
         # Checkpoints from before the counter: every scheduler step was one D update.
@@ -208,17 +216,19 @@ class Trainer:
         """D as the loop sees it: every image, real or fake, goes through DiffAugment first."""
         return self.D(self.augment(x), y)
 
-    def train_step(self) -> dict[str, float]:
+    def train_step(self) -> torch.Tensor:
+        """One step: ``d_steps`` D updates and one G update (each unless the balance controller
+        pauses it). Adds the step's statistics to the running sums and returns them as one
+        device tensor in ``STAT_KEYS`` order (loss_g 0 when G was paused), without a host sync."""
         cfg, bs = self.cfg, self.cfg.train.batch_size
+        train_d, train_g = self.balance.train_d, self.balance.train_g
         real_u8, y = self.data.batch(bs, self.data_gen, self.device)
         real = models.to_model_range(real_u8, cfg.model.output)
         y1h = self._labels(y)
         z = self._latent(bs)
-        stats: dict[str, float] = {}
 
         # Discriminator phase (d_steps updates; extra updates draw fresh batches).
-        if self.balance.train_d:
-            _set_requires_grad(self.D, True)
+        if train_d:
             for k in range(cfg.train.d_steps):
                 if k > 0:
                     real_u8, y = self.data.batch(bs, self.data_gen, self.device)
@@ -238,47 +248,47 @@ class Trainer:
                     loss_d = loss_d + weight * losses_mod.r1_penalty(d_real, real)
                 self.opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
-                clip_gradients(list(self.D.parameters()), cfg.optim.d.clip_value)
+                clip_gradients(self.d_params, cfg.optim.d.clip_value)
                 self.opt_d.step()
                 self.sched_d.step()
                 self.d_updates += 1
-            stats["loss_d"] = loss_d.detach()
-            stats["d_updates"] = 1.0
+            loss_d = loss_d.detach()
         else:
             with torch.no_grad():
                 fake = self.G(z, y1h)
                 d_real, d_fake = self._D(real, y1h), self._D(fake, y1h)
-                stats["loss_d"] = self.loss.d_loss(d_real, d_fake)
+                loss_d = self.loss.d_loss(d_real, d_fake)
         d_real, d_fake = d_real.detach(), d_fake.detach()
         # Seed 004's discriminator error: (surprise on real+fake + surprise on fake) / 2.
         bce = nn.functional.binary_cross_entropy_with_logits
         err_fake = bce(d_fake, torch.zeros_like(d_fake))
-        stats["d_error"] = (bce(d_real, torch.ones_like(d_real)) + 2 * err_fake) / 2
+        d_error = (bce(d_real, torch.ones_like(d_real)) + 2 * err_fake) / 2
         acc_real, acc_fake = losses_mod.discriminator_accuracy(d_real, d_fake)
-        stats["acc_real"], stats["acc_fake"] = acc_real, acc_fake
 
-        # Generator phase.
-        if self.balance.train_g:
-            _set_requires_grad(self.D, False)
+        # Generator phase. backward(inputs=G's weights) leaves D's weights alone: no gradient
+        # is computed for them, with no requires_grad toggling on every step.
+        loss_g = self._zero
+        if train_g:
             z = self._latent(bs)
             fake = self.G(z, y1h)
             loss_g = self.loss.g_loss(self._D(fake, y1h))
             self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            clip_gradients(list(self.G.parameters()), cfg.optim.g.clip_value)
+            loss_g.backward(inputs=self.g_params)
+            clip_gradients(self.g_params, cfg.optim.g.clip_value)
             self.opt_g.step()
             self.sched_g.step()
             if self.ema is not None:
                 self.ema.update(self.images_seen + bs)  # counting this step's batch
-            _set_requires_grad(self.D, True)
-            stats["loss_g"] = loss_g.detach()
-            stats["g_updates"] = 1.0
+            loss_g = loss_g.detach()
         self.step += 1
-        # One host sync per step for everything the loop decides on.
-        keys = list(stats)
-        values = torch.stack([torch.as_tensor(stats[k], dtype=torch.float32, device=self.device)
-                              for k in keys]).tolist()
-        return dict(zip(keys, values, strict=True))
+        stats = torch.stack([loss_d, loss_g, acc_real, acc_fake, d_error]).float()
+        self.acc_sum += stats
+        a = self.acc
+        a["n"] += 1
+        a["n_g"] += int(train_g)
+        a["d_updates"] += int(train_d)
+        a["g_updates"] += int(train_g)
+        return stats
 
     # ------------------------------------------------------------------ pictures and eval
 
@@ -323,6 +333,15 @@ def _write_pictures(run_dir: Path, cfg: Config) -> None:
     if frames:
         viz.save_gif([Image.open(f).convert("RGB") for f in frames], run_dir / "learning.gif")
     viz.plot_curves(read_jsonl(run_dir / "metrics.jsonl"), run_dir / "curves.png", title=cfg.name)
+
+
+def _non_finite(values: dict[str, float]) -> str:
+    return ", ".join(k for k, v in values.items() if not math.isfinite(v))
+
+
+def _window(tr: Trainer) -> str:
+    """The steps whose statistics are in the running sums: where a NaN can have come from."""
+    return f"{tr.step - tr.acc['n'] + 1}-{tr.step}"
 
 
 def _crossed(before: int, after: int, every: int) -> bool:
@@ -393,24 +412,31 @@ def train(
                 status, reason = "stopped", "stopped by request"
                 break
             before = tr.images_seen
-            s = tr.train_step()
-            if not all(math.isfinite(v) for v in s.values()):
-                bad = ", ".join(k for k, v in s.items() if not math.isfinite(v))
-                status, reason = "diverged", f"non-finite {bad} at step {tr.step}"
-                break
+            stats = tr.train_step()
+            after, last = tr.images_seen, tr.step == total
+            log_line = _crossed(before, after, t_cfg.log_every) or last
+            sampling = _crossed(before, after, t_cfg.sample_every) or last
+            evaluating = tr.evaluator is not None and (_crossed(before, after, cfg.eval.every) or last)
+            saving = evaluating or _crossed(before, after, t_cfg.checkpoint_every)
+            if cfg.balance.enabled:  # the controller reads every step's error: one sync per step
+                values = dict(zip(STAT_KEYS, stats.tolist(), strict=True))
+                bad = _non_finite(values)
+                if bad:
+                    status, reason = "diverged", f"non-finite {bad} at step {tr.step}"
+                    break
+                for event in tr.balance.update(values["d_error"], tr.step):
+                    log({"kind": "balance", "images_seen": tr.images_seen, **event})
+            sums: dict[str, float] = {}
+            if log_line or sampling or saving:
+                # Nothing is drawn, scored or saved from a diverged run: a NaN or inf of any
+                # step since the last log line is in the sums.
+                sums = tr.acc_sums()
+                bad = _non_finite(sums)
+                if bad:
+                    status, reason = "diverged", f"non-finite {bad} in steps {_window(tr)}"
+                    break
             a = tr.acc
-            a["n"] += 1
-            for k in ("loss_d", "acc_real", "acc_fake", "d_error"):
-                a[k] += s[k]
-            if "loss_g" in s:
-                a["loss_g"] += s["loss_g"]
-                a["n_g"] += 1
-            a["d_updates"] += int(s.get("d_updates", 0))
-            a["g_updates"] += int(s.get("g_updates", 0))
-            for event in tr.balance.update(s["d_error"], tr.step):
-                log({"kind": "balance", "images_seen": tr.images_seen, **event})
-            after = tr.images_seen
-            if _crossed(before, after, t_cfg.log_every) or tr.step == total:
+            if log_line:
                 ok, biggest = _finite_weights(tr.G, tr.D)
                 if not ok:
                     status, reason = "diverged", f"non-finite weights at step {tr.step}"
@@ -423,30 +449,28 @@ def train(
                 n = max(a["n"], 1)
                 record = {
                     "kind": "train", "step": tr.step, "images_seen": after,
-                    "loss_d": a["loss_d"] / n, "loss_g": a["loss_g"] / max(a["n_g"], 1),
-                    "acc_real": a["acc_real"] / n, "acc_fake": a["acc_fake"] / n,
-                    "d_error": a["d_error"] / n, "balance_error": tr.balance.error,
+                    "loss_d": sums["loss_d"] / n, "loss_g": sums["loss_g"] / max(a["n_g"], 1),
+                    "acc_real": sums["acc_real"] / n, "acc_fake": sums["acc_fake"] / n,
+                    "d_error": sums["d_error"] / n, "balance_error": tr.balance.error,
                     "train_d": tr.balance.train_d, "train_g": tr.balance.train_g,
                     "d_updates": a["d_updates"], "g_updates": a["g_updates"],
                     "max_weight": biggest,
                     "images_per_s": (tr.step - step_last) * t_cfg.batch_size / max(now - t_last, 1e-9),
                 }
                 t_last, step_last = now, tr.step
-                tr.acc = tr._empty_acc()
+                tr.reset_acc()
                 log(record)
                 if cb.on_log is not None:
                     cb.on_log(record)
                 if bar is not None:
                     bar.set_postfix(img_s=f"{record['images_per_s']:.0f}", D=f"{record['loss_d']:.3f}",
                                     G=f"{record['loss_g']:.3f}", refresh=False)
-            if _crossed(before, after, t_cfg.sample_every) or tr.step == total:
+            if sampling:
                 tr.sample_grid()
-            evaluating = tr.evaluator is not None and (
-                _crossed(before, after, cfg.eval.every) or tr.step == total)
             if evaluating:
                 tr.last_eval = tr.evaluate()
                 log({"kind": "eval", **tr.last_eval})
-            if evaluating or _crossed(before, after, t_cfg.checkpoint_every):
+            if saving:
                 tr.save("completed" if tr.step == total else "running")
             if evaluating and cb.on_eval is not None:
                 cb.on_eval(tr.last_eval, run_path)
@@ -457,6 +481,10 @@ def train(
     finally:
         if bar is not None:
             bar.close()
+    if status != "diverged" and tr.acc["n"]:  # steps since the last check: none may be saved broken
+        bad = _non_finite(tr.acc_sums())
+        if bad:
+            status, reason = "diverged", f"non-finite {bad} in steps {_window(tr)}"
     if status == "diverged":
         log({"kind": "end", "step": tr.step, "images_seen": tr.images_seen, "status": status,
              "reason": reason})
