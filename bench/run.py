@@ -16,6 +16,7 @@ BENCHES = [
     ("training step throughput", ["bench.bench_train"], ["--seconds", "3"]),
     ("metric speed", ["bench.bench_metrics"], []),
     ("search overhead", ["bench.bench_search"], []),
+    ("quality at equal compute (the longest: ~15 min on 2 cores)", ["bench.bench_quality"], ["--images", "64000"]),
 ]
 
 
