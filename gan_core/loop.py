@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -212,6 +213,13 @@ class Trainer:
         m = self.cfg.model
         return models.sample_latent(n, m.latent_dim, m.latent_dist, self.noise_gen, self.device)
 
+    def _weights_once(self) -> contextlib.AbstractContextManager[Any]:
+        """Within one D update, compute each spectrally normalised weight (and its power
+        iteration) once, for the real, fake, R1 and GP passes alike, not once per forward."""
+        if self.cfg.model.spectral_norm == "none":
+            return contextlib.nullcontext()
+        return nn.utils.parametrize.cached()
+
     def _D(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """D as the loop sees it: every image, real or fake, goes through DiffAugment first."""
         return self.D(self.augment(x), y)
@@ -233,21 +241,22 @@ class Trainer:
                 if k > 0:
                     real_u8, y = self.data.batch(bs, self.data_gen, self.device)
                     real, y1h, z = models.to_model_range(real_u8, cfg.model.output), self._labels(y), self._latent(bs)
-                with torch.no_grad():
-                    fake = self.G(z, y1h)
-                r1 = cfg.loss.r1_gamma > 0 and self.d_updates % cfg.loss.r1_every == 0
-                if r1:  # R1 shares D's forward on the real batch: its gradient is w.r.t. real
-                    real = real.detach().requires_grad_(True)
-                d_real, d_fake = self._D(real, y1h), self._D(fake, y1h)
-                loss_d = self.loss.d_loss(d_real, d_fake)
-                if self.loss.needs_gp:
-                    loss_d = loss_d + cfg.loss.gp_weight * losses_mod.gradient_penalty(
-                        self._D, real, fake, y1h, generator=self.noise_gen)
-                if r1:
-                    weight = cfg.loss.r1_gamma / 2 * cfg.loss.r1_every
-                    loss_d = loss_d + weight * losses_mod.r1_penalty(d_real, real)
-                self.opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
+                with self._weights_once():
+                    with torch.no_grad():
+                        fake = self.G(z, y1h)
+                    r1 = cfg.loss.r1_gamma > 0 and self.d_updates % cfg.loss.r1_every == 0
+                    if r1:  # R1 shares D's forward on the real batch: its gradient is w.r.t. real
+                        real = real.detach().requires_grad_(True)
+                    d_real, d_fake = self._D(real, y1h), self._D(fake, y1h)
+                    loss_d = self.loss.d_loss(d_real, d_fake)
+                    if self.loss.needs_gp:
+                        loss_d = loss_d + cfg.loss.gp_weight * losses_mod.gradient_penalty(
+                            self._D, real, fake, y1h, generator=self.noise_gen)
+                    if r1:
+                        weight = cfg.loss.r1_gamma / 2 * cfg.loss.r1_every
+                        loss_d = loss_d + weight * losses_mod.r1_penalty(d_real, real)
+                    self.opt_d.zero_grad(set_to_none=True)
+                    loss_d.backward()
                 clip_gradients(self.d_params, cfg.optim.d.clip_value)
                 self.opt_d.step()
                 self.sched_d.step()
