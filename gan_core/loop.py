@@ -35,7 +35,8 @@ from gan_core.config import Config, diff, from_dict, save_config, to_dict
 from gan_core.data import Dataset, load_dataset
 from gan_core.ema import GeneratorEma
 from gan_core.errors import GansearchError
-from gan_core.io import append_jsonl, atomic_write_text, read_jsonl
+from gan_core.interrupts import StopRequest, stop_on_signals
+from gan_core.io import RunLock, append_jsonl, atomic_write_text, read_jsonl, remove_stale_tmp
 from gan_core.optim import build_optimizer, clip_gradients
 
 Evaluator = Callable[[torch.Tensor, "torch.Tensor | None"], dict[str, float]]
@@ -367,15 +368,35 @@ def train(
     evaluator: Evaluator | None = None,
 ) -> TrainResult:
     """Train ``cfg`` for ``cfg.train.images`` images; resume from ``run_dir`` if it holds a
-    checkpoint. Returns how the run ended; a NaN ends it with status ``diverged``, not a crash."""
-    cb = callbacks or Callbacks()
+    checkpoint. Returns how the run ended; a NaN ends it with status ``diverged``, not a crash.
+
+    ``run_dir`` is locked for the run (a second trainer on it gets a GansearchError naming the
+    holder's pid). In the main thread the first SIGINT/SIGTERM ends the run after the current
+    step with a checkpoint (status ``stopped``, reason ``interrupted``), so it resumes exactly;
+    a second one aborts at once with ``KeyboardInterrupt`` and saves nothing."""
     dev = resolve_device(device)
     run_path = Path(run_dir) if run_dir is not None else None
     # Refuse what the data cannot take before anything is written (datasets are cached).
     data = load_dataset(cfg.data, "train")
     check_policy(cfg.augment.policy, data.shape, cfg.data.name)
+    lock = RunLock(run_path) if run_path is not None else None
+    with stop_on_signals() as stop:
+        if lock is not None:
+            lock.acquire()
+        try:
+            return _train(cfg, run_path, dev, callbacks or Callbacks(), progress, evaluator, stop)
+        finally:
+            if lock is not None:
+                lock.release()
+
+
+def _train(cfg: Config, run_path: Path | None, dev: torch.device, cb: Callbacks, progress: bool,
+           evaluator: Evaluator | None, stop: StopRequest) -> TrainResult:
+    """``train()`` once the run directory is locked and the stop request is set up."""
     state = None
     if run_path is not None:
+        for folder in (run_path, run_path / "samples"):  # what a killed atomic write left
+            remove_stale_tmp(folder)
         ckpt = run_path / CHECKPOINT
         if ckpt.exists():
             state = load_checkpoint(ckpt, "cpu")
@@ -393,8 +414,9 @@ def train(
     if state is not None:
         tr.load_state_dict(state)
     log_path = run_path / "metrics.jsonl" if run_path is not None else None
-    if log_path is not None and state is not None:
-        # Drop log lines written after the checkpoint: the resumed run writes them again.
+    if log_path is not None and log_path.exists():
+        # Drop log lines written after the checkpoint (all of them when there is none, or
+        # a torn one): the resumed run writes them again.
         kept = [r for r in read_jsonl(log_path) if r.get("step", 0) <= tr.step]
         atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in kept))
 
@@ -417,6 +439,9 @@ def train(
     warned: set[str] = set()
     try:
         while tr.step < total:
+            if stop.requested:  # SIGINT/SIGTERM: honoured here, between steps, never inside one
+                status, reason = "stopped", "interrupted"
+                break
             if cb.should_stop is not None and cb.should_stop():
                 status, reason = "stopped", "stopped by request"
                 break
@@ -485,9 +510,7 @@ def train(
                 cb.on_eval(tr.last_eval, run_path)
             if bar is not None:
                 bar.update(1)
-    except KeyboardInterrupt:
-        status, reason = "stopped", "interrupted"
-    finally:
+    finally:  # a KeyboardInterrupt here (a second signal) saves nothing: the step may be half done
         if bar is not None:
             bar.close()
     if status != "diverged" and tr.acc["n"]:  # steps since the last check: none may be saved broken
