@@ -25,7 +25,10 @@ norm have no bias; activations are in place.
 Defaults from quick checks (mnist-dcgan-lite, 96k images at batch 64, one seed each, cfd of
 2,000 samples): batch norm in D (``d_norm: batch``) 16.6 against 35-39 in five runs without a
 norm in D (D sat at chance, loss 2 ln 2, and G drew broken strokes); DCGAN's N(0, 0.02) init 16.6
-against 24.3 with the Keras seeds' Glorot-uniform (ahead at 32k and 64k images too). For
+against 24.3 with the Keras seeds' Glorot-uniform (ahead at 32k and 64k images too). The thin
+full-resolution layer earns its cost: ending G with a transposed conv straight to the image (as
+DCGAN does) made a step 1.4x faster but reached only 30.3, and 18.1 with twice the channels at
+half the speed. channels_last: +10-30 % images/s at 28 and 64 px (widths 0.25-1). For
 ``wgan-gp`` prefer ``d_norm: layer`` or ``none``: batch norm mixes the per-image gradients the
 penalty is about.
 """
