@@ -1,0 +1,191 @@
+"""Stops from outside: Ctrl-C/SIGTERM at random moments resume bitwise, a second trainer on the
+same folder is refused, a killed write's temp files go, a torn log line is skipped. Real
+processes and real signals, no mocks."""
+
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+
+import torch
+
+from gan_core.checkpoint import load_checkpoint
+from gan_core.io import append_jsonl, read_jsonl
+from gan_core.loop import train
+from search.cli import main
+
+STEPS = 120
+ARGS = ["train", "--preset", "mnist-mlp", "--steps", str(STEPS), "--set", "model.width=0.0625",
+        "--set", "model.g_depth=2", "--set", "model.d_depth=2", "--set", "train.batch_size=16",
+        "--set", "train.d_steps=2", "--set", "train.log_every=80", "--set", "train.sample_every=100000",
+        "--set", "train.checkpoint_every=0", "--no-eval", "--quiet", "--threads", "1"]
+
+
+class Trainer:
+    """``gansearch train`` in a forked process: its own pid, its own signal handlers and exit
+    code, without paying torch's import again (seconds on a busy machine)."""
+
+    def __init__(self, out, steps=STEPS):
+        argv = [a if a != str(STEPS) else str(steps) for a in ARGS] + ["--out", str(out)]
+        self.log = out.parent / f"{out.name}.{time.monotonic_ns()}.log"
+        self.returncode = None
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: run the command, never return into pytest
+            rc = 99
+            try:
+                fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                sys.stdout = sys.stderr = open(1, "w", closefd=False)  # noqa: SIM115
+                rc = main(argv)
+            finally:
+                sys.stdout.flush()
+                os._exit(rc)
+
+    def poll(self):
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout=120.0):
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            assert time.monotonic() < deadline, "trainer did not end"
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def output(self):
+        return self.log.read_text()
+
+    def result(self):
+        return json.loads(next(ln for ln in reversed(self.output().splitlines()) if ln.startswith("{")))
+
+
+def train_lines(out):
+    return sum(r.get("kind") == "train" for r in read_jsonl(out / "metrics.jsonl"))
+
+
+def wait_for_new_line(proc, out, before, timeout=60.0):
+    """Block until the run logged a train line beyond ``before`` (it is inside its loop)."""
+    deadline = time.monotonic() + timeout
+    while train_lines(out) <= before:
+        assert proc.poll() is None, proc.output()
+        assert time.monotonic() < deadline, "no metrics line"
+        time.sleep(0.02)
+
+
+def weights(run_dir):
+    state = load_checkpoint(run_dir)
+    return {**{f"G.{k}": v for k, v in state["G"].items()}, **{f"D.{k}": v for k, v in state["D"].items()},
+            **{f"opt_d.{i}.{k}": v for i, st in state["opt_d"]["state"].items() for k, v in st.items()}}
+
+
+def test_interrupts_at_random_moments_then_resume_is_bitwise_identical(tmp_path):
+    straight = tmp_path / "straight"  # in-process: the same command, never interrupted
+    assert main([*ARGS, "--out", str(straight)]) == 0  # (and the forks inherit matplotlib)
+    out = tmp_path / "interrupted"
+    rng = random.Random(10)
+    stopped_at = []
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGINT):
+        proc = Trainer(out)
+        wait_for_new_line(proc, out, train_lines(out) if out.exists() else 0)
+        time.sleep(rng.uniform(0.0, 0.25))  # lands inside a step, a log write or between steps
+        proc.send_signal(sig)
+        assert proc.wait() == 130, proc.output()
+        result = proc.result()
+        assert (result["status"], result["reason"]) == ("stopped", "interrupted")
+        assert "Traceback" not in proc.output()
+        assert load_checkpoint(out)["step"] == result["step"] < STEPS
+        stopped_at.append(result["step"])
+    assert stopped_at == sorted(stopped_at) and len(set(stopped_at)) == 3
+    proc = Trainer(out)
+    assert proc.wait() == 0, proc.output()
+    assert proc.result()["status"] == "completed"
+    wa, wb = weights(straight), weights(out)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "train"]
+    assert steps == list(range(5, STEPS + 1, 5))  # each step logged once, none lost
+
+
+def test_a_second_trainer_on_the_same_out_is_refused_and_writes_nothing(tmp_path):
+    out = tmp_path / "run"
+    first = Trainer(out, steps=100000)
+    try:
+        wait_for_new_line(first, out, 0)
+        config_mtime = (out / "config.yaml").stat().st_mtime_ns
+        second = Trainer(out)
+        assert second.wait() == 2
+        assert second.output() == f"gansearch: error: {out}: in use by another trainer (pid {first.pid}); " \
+                                  "wait for it to end or choose another --out\n"
+        assert (out / "config.yaml").stat().st_mtime_ns == config_mtime
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait()
+    assert first.returncode == 130
+    steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "train"]
+    assert steps == list(range(5, steps[-1] + 1, 5))  # one writer: no interleaved lines
+
+
+def test_stale_tmp_files_are_removed_at_the_next_start(tiny_cfg, tmp_path):
+    (tmp_path / "samples").mkdir()
+    stale = [tmp_path / ".checkpoint.pt.k2j1x0.tmp", tmp_path / "samples" / ".step-000002.png.a1b2.tmp"]
+    for p in stale:
+        p.write_bytes(b"half a file")
+    keep = tmp_path / "notes.tmp"  # not one of ours: left alone
+    keep.write_text("mine")
+    assert train(tiny_cfg("mlp", steps=2), tmp_path, progress=False).status == "completed"
+    assert not any(p.exists() for p in stale) and keep.read_text() == "mine"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_torn_log_lines_are_skipped_and_the_rest_kept(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    append_jsonl(log, {"step": 1})
+    with open(log, "a") as f:
+        f.write('{"step": 2, "loss')  # a crash mid-append, then a restart appended after it
+    append_jsonl(log, {"step": 3})
+    append_jsonl(log, {"step": 4})
+    with open(log, "a") as f:
+        f.write('{"step": 5, "lo')  # the torn last line
+    # the middle tear glued line 3 onto it: that line is lost, line 4 is kept
+    assert [r["step"] for r in read_jsonl(log)] == [1, 4]
+
+
+def test_resume_after_a_torn_last_line_drops_only_that_line(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("mlp", steps=4)
+    train(tiny_cfg("mlp", steps=2), tmp_path, progress=False)
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"kind": "train", "step": 3, "lo')
+    assert train(cfg, tmp_path, progress=False).step == 4
+    records = read_jsonl(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in records if r["kind"] == "train"] == [2, 4]
+
+
+def test_signal_handlers_are_restored_and_not_installed_off_the_main_thread(tiny_cfg, tmp_path):
+    def mine(signum, frame):
+        raise AssertionError("not expected")
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert train(tiny_cfg("mlp", steps=2), tmp_path / "a", progress=False).status == "completed"
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        results = []
+        worker = threading.Thread(target=lambda: results.append(
+            train(tiny_cfg("mlp", steps=2), tmp_path / "b", progress=False)))
+        worker.start()
+        worker.join()
+        assert results and results[0].status == "completed"  # signal.signal would raise off main
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
