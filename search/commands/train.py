@@ -14,7 +14,9 @@ EXAMPLE = """example:
   gansearch train --config best.yaml --set optim.d.lr=1e-4 --out runs/best
 
 writes into --out: config.yaml, checkpoint.pt, metrics.jsonl, samples/step-NNNNNN.png,
-learning.gif and curves.png. Running the same command again resumes where it stopped."""
+learning.gif and curves.png. Running the same command again resumes where it stopped.
+Ctrl-C (or SIGTERM) stops after the current step and saves, so the resume is exact (exit 130);
+a second Ctrl-C aborts at once without saving. One trainer at a time per --out (it is locked)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +43,7 @@ def add_budget_args(p: argparse.ArgumentParser) -> None:
 
 def train_and_report(cfg, args: argparse.Namespace, also: dict | None = None) -> int:
     """Train with the budget flags applied, print one JSON line (with ``also``'s keys added: retrain
-    adds the search's best point); exit 1 diverged, 130 interrupted."""
+    adds the search's best point); exit 1 diverged, 130 interrupted (SIGINT/SIGTERM)."""
     if getattr(args, "threads", None):
         import torch
 
