@@ -106,6 +106,16 @@ def test_interrupts_at_random_moments_then_resume_is_bitwise_identical(tmp_path)
         assert load_checkpoint(out)["step"] == result["step"] < STEPS
         stopped_at.append(result["step"])
     assert stopped_at == sorted(stopped_at) and len(set(stopped_at)) == 3
+    # Two Ctrl-Cs at once: the second aborts without saving (the last checkpoint stays), unless
+    # the step ended between them; either way the resume below stays exact.
+    proc = Trainer(out)
+    wait_for_new_line(proc, out, train_lines(out))
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.002)  # two signals sent at once arrive as one
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait() == 130, proc.output()
+    if "gansearch: interrupted" in proc.output():
+        assert load_checkpoint(out)["step"] == stopped_at[-1] and "Traceback" not in proc.output()
     proc = Trainer(out)
     assert proc.wait() == 0, proc.output()
     assert proc.result()["status"] == "completed"
