@@ -724,32 +724,41 @@ def _user_point(space: Space, data: dict[str, Any], index: int, where: str) -> d
     return point
 
 
-def _drawn(space: Space, draws: int) -> list[tuple[Config, dict[str, Any]]]:
-    """The points and ``draws`` seeded random draws as (Config, drawn values); a draw that does
-    not validate into Config (e.g. balance.lower above balance.upper, which no single key's
-    check can see) is refused here, before Ray starts."""
+def random_draws(space: Space, n: int, seed: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``n`` draws of the space's define-by-run function by Optuna's seeded RandomSampler, the
+    space's points first, as (suggested values, fixed values). The one seeded ask/tell loop: the
+    dry run validates these, and PBT (which Ray will not pair with a searcher) starts from them."""
     import optuna
 
-    fn = space.define_by_run(seed=0)
+    fn = space.define_by_run(seed)
     was = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = []
     try:
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-        points = space.all_points()
-        for point in points:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        for point in space.all_points():
             study.enqueue_trial(point)
-        for _ in range(len(points) + draws):
+        for _ in range(n):
             trial = study.ask()
-            fixed = fn(trial)
-            try:
-                out.append((space.config_for({**trial.params, **fixed}), dict(trial.params)))
-            except ConfigError as exc:
-                raise GansearchError(f"{space.path}: params: a drawn combination is invalid: {exc} "
-                                     f"(drawn: {_shown(trial.params)})") from None
+            fixed = fn(trial)  # suggests first: trial.params is empty until it has run
+            out.append((dict(trial.params), fixed))
             study.tell(trial, 0.0)
     finally:
         optuna.logging.set_verbosity(was)
+    return out
+
+
+def _drawn(space: Space, draws: int) -> list[tuple[Config, dict[str, Any]]]:
+    """The points and ``draws`` seeded random draws as (Config, drawn values); a draw that does
+    not validate into Config (e.g. balance.lower above balance.upper, which no single key's
+    check can see) is refused here, before Ray starts."""
+    out = []
+    for params, fixed in random_draws(space, len(space.all_points()) + draws, seed=0):
+        try:
+            out.append((space.config_for({**params, **fixed}), params))
+        except ConfigError as exc:
+            raise GansearchError(f"{space.path}: params: a drawn combination is invalid: {exc} "
+                                 f"(drawn: {_shown(params)})") from None
     return out
 
 

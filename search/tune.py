@@ -59,7 +59,7 @@ from search.experiment import (
     trial_params,
     write_summary,
 )
-from search.space import PBT_MUTABLE_PREFIXES, ChoiceParam, FloatParam, IntParam, Space
+from search.space import PBT_MUTABLE_PREFIXES, ChoiceParam, FloatParam, IntParam, Space, random_draws
 from search.storage import Folder, is_uri, normalise
 from search.study_db import RedactedRDBStorage, redact, resolve_stored, study_url
 
@@ -340,26 +340,9 @@ def _tune_domain(p: FloatParam | IntParam | ChoiceParam) -> Any:
 
 
 def _pbt_population(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
-    """PBT cannot be driven by a searcher (Ray refuses the pair): draw its initial population
-    from the same define-by-run function with Optuna's seeded RandomSampler, base point first."""
-    import optuna
-
-    fn = space.define_by_run(seed)
-    was = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-        for p in space.all_points():
-            study.enqueue_trial(p)
-        out = []
-        for _ in range(n):
-            trial = study.ask()
-            fixed = fn(trial)
-            out.append({**trial.params, **fixed})
-            study.tell(trial, 0.0)
-    finally:
-        optuna.logging.set_verbosity(was)
-    return out
+    """PBT cannot be driven by a searcher (Ray refuses the pair): its initial population is the
+    space's seeded random draws, base point first."""
+    return [{**params, **fixed} for params, fixed in random_draws(space, n, seed)]
 
 
 def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
