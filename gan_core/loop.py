@@ -30,14 +30,16 @@ from gan_core import losses as losses_mod
 from gan_core import models
 from gan_core.augment import DiffAugment, check_policy
 from gan_core.balance import BalanceController
-from gan_core.checkpoint import CHECKPOINT, load_checkpoint, one_hot, save_checkpoint
+from gan_core.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from gan_core.config import Config, diff, from_dict, save_config, to_dict
 from gan_core.data import Dataset, load_dataset
 from gan_core.ema import GeneratorEma
 from gan_core.errors import GansearchError
+from gan_core.events import EventWriter, progress_bar
 from gan_core.interrupts import StopRequest, stop_on_signals
 from gan_core.io import RunLock, append_jsonl, atomic_write_text, read_jsonl, remove_stale_tmp
 from gan_core.optim import build_optimizer, clip_gradients
+from gan_core.sampling import cycling_labels, generate, one_hot
 
 Evaluator = Callable[[torch.Tensor, "torch.Tensor | None"], dict[str, float]]
 
@@ -119,6 +121,7 @@ class Trainer:
         self._zero = torch.zeros((), device=device)  # loss_g of a step with G paused
         self.last_eval: dict[str, Any] = {}
         self.saved: tuple[int, str] | None = None
+        self.events: EventWriter | None = None  # TensorBoard, when tensorboardX is installed
         # Fixed noise: sample grids (4x4, or 10 noise rows x 10 classes) and evaluation.
         fixed = torch.Generator().manual_seed(t.seed * 1000 + 3)
         grid_n = 100 if self.G.conditional else 16
@@ -306,18 +309,17 @@ class Trainer:
         if self.run_dir is None:
             return
         from gan_core import viz
-        from gan_core.checkpoint import generate
 
         labels = self.grid_labels
         images = generate(self.G_sample, self.grid_z.shape[0], z=self.grid_z, labels=labels)
         nrow = 10 if self.G.conditional else 4
         scale = 2 if self.data.shape[1] <= 32 else 1
-        viz.save_png(viz.image_grid(images, nrow, scale=scale),
-                     self.run_dir / "samples" / f"step-{self.step:06d}.png")
+        grid = viz.image_grid(images, nrow, scale=scale)
+        viz.save_png(grid, self.run_dir / "samples" / f"step-{self.step:06d}.png")
+        if self.events is not None:
+            self.events.image("samples", grid, self.images_seen)
 
     def evaluate(self) -> dict[str, Any]:
-        from gan_core.checkpoint import cycling_labels, generate
-
         n = self.cfg.eval.n
         labels = cycling_labels(n, self.num_classes, self.device) if self.G.conditional else None
         images = generate(self.G_sample, n, seed=self.cfg.train.seed * 1000 + 4, labels=labels)
@@ -420,18 +422,30 @@ def _train(cfg: Config, run_path: Path | None, dev: torch.device, cb: Callbacks,
         kept = [r for r in read_jsonl(log_path) if r.get("step", 0) <= tr.step]
         atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in kept))
 
+    if run_path is not None:
+        # TensorBoard drops what an earlier attempt wrote after the checkpoint, as the log was trimmed.
+        tr.events = EventWriter.open(run_path, purge_from=tr.images_seen + 1 if tr.step else 0)
+    try:
+        return _run(cfg, tr, log_path, cb, progress, stop)
+    finally:
+        if tr.events is not None:
+            tr.events.close()
+
+
+def _run(cfg: Config, tr: Trainer, log_path: Path | None, cb: Callbacks, progress: bool,
+         stop: StopRequest) -> TrainResult:
+    """The steps of ``_train`` once the trainer is built and restored."""
+    run_path = tr.run_dir
+
     def log(record: dict[str, Any]) -> None:
         if log_path is not None:
             append_jsonl(log_path, record)
+        if tr.events is not None:
+            tr.events.record(record)
 
     total = cfg.steps
     t_cfg = cfg.train
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=tr.step, unit="step", dynamic_ncols=True,
-                   desc=cfg.name, smoothing=0.1)
+    bar = progress_bar(total, tr.step, cfg.name) if progress else None
     status, reason = "completed", ""
     if tr.step == 0:
         tr.sample_grid()
@@ -506,6 +520,8 @@ def _train(cfg: Config, run_path: Path | None, dev: torch.device, cb: Callbacks,
                 log({"kind": "eval", **tr.last_eval})
             if saving:
                 tr.save("completed" if tr.step == total else "running")
+            if evaluating and tr.events is not None:
+                tr.events.flush()  # what a trial stopped inside on_eval (ASHA) has shown is on disk
             if evaluating and cb.on_eval is not None:
                 cb.on_eval(tr.last_eval, run_path)
             if bar is not None:
