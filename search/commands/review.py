@@ -12,6 +12,8 @@ EXAMPLE = """example:
   gansearch review runs/quick --plots runs/quick/plots --export best.yaml
   gansearch review runs/quick --trial 3f2a1c9b --export t3.yaml
   gansearch review s3://my-bucket/gansearch/dcgan --top 5
+  gansearch review runs/quick --csv leaderboard.csv --json leaderboard.json
+  gansearch review runs/quick --plots runs/quick/plots --optuna-plots
   gansearch retrain best.yaml --out runs/best
 
 prints the leaderboard (rank, trial, each trial's best score, the images at which it was
@@ -20,8 +22,13 @@ seen, status: completed, stopped early, diverged, failed or unfinished, with rea
 hyperparameter importance over the trials that trained the full budget, and the best score
 against the number of trials for each architecture and loss (Lucic et al. 2018). --plots writes scores.png,
 best_vs_time.png, slice_<key>.png per searched key, learning_curves.png and top_samples.png
-(the top K trials), and lucic.png. Reads the folder's files only (without Ray), so a search
-still running, an interrupted one, or one on a cluster's storage (s3:// or gs://, or a copy) can
+(the top K trials), and lucic.png; with --optuna-plots also Optuna's own plots of the study
+(optuna_optimization_history.png, optuna_slice.png, optuna_parallel_coordinate.png,
+optuna_contour.png, optuna_intermediate_values.png). --csv and --json write the whole
+leaderboard, one record per trial: rank, trial, status, reason, the best score and the images
+at it, the last score and images seen, every searched parameter (by config key), and every
+metric at the best point (best.<name>) and in the last report (last.<name>). Reads the
+folder's files only (without Ray), so a search still running, an interrupted one, or one on a cluster's storage (s3:// or gs://, or a copy) can
 be reviewed; nothing in it is changed."""
 
 
@@ -35,6 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="write the best (or --trial) trial's config here, its best point in comments on top")
     p.add_argument("--trial", metavar="ID", help="export this trial instead of the best")
     p.add_argument("--plots", metavar="DIR", help="write the PNG plots here")
+    p.add_argument("--optuna-plots", action="store_true",
+                   help="with --plots: also draw Optuna's plots of the study (history, slice, contour, ...)")
+    p.add_argument("--csv", metavar="FILE.csv", help="write the leaderboard with every parameter and metric here")
+    p.add_argument("--json", metavar="FILE.json", help="write the leaderboard with every parameter and metric here")
     p.add_argument("--include-stopped", action="store_true",
                    help="count early-stopped trials (at their best score, fewer images) in the Lucic et al. study")
     p.set_defaults(run=run)
@@ -49,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         raise GansearchError("--trial: only used with --export FILE.yaml (which trial's config to write)")
     if args.export and not args.export.endswith((".yaml", ".yml")):
         raise GansearchError(f"--export: {args.export!r} must end in .yaml")
+    if args.optuna_plots and not args.plots:
+        raise GansearchError("--optuna-plots: only used with --plots DIR (where to write them)")
     exp = review.load_experiment(args.experiment)
     if args.trial:
         exp.trial(args.trial)  # a bad ID fails before anything is printed or written
@@ -66,9 +79,23 @@ def run(args: argparse.Namespace) -> int:
               f"to {args.export}; train it for the full budget with:\n"
               f"  gansearch retrain {args.export} --out runs/{exp.name}-{t.trial_id}")
     if args.plots:
-        from search.review_plots import write_plots
+        from search.review.plots import write_plots
 
         paths = write_plots(exp, args.plots, top=args.top, include_stopped=args.include_stopped)
+        note = ""
+        if args.optuna_plots:
+            from search.review.optuna_plots import write_optuna_plots
+
+            more, note = write_optuna_plots(exp, args.plots)
+            paths += more
         print()
         print(f"plots in {args.plots}: " + ", ".join(p.name for p in paths))
+        if note:
+            print(f"Optuna plots: {note}")
+    from search.review.tables import write_csv, write_json
+
+    for out, write in ((args.csv, write_csv), (args.json, write_json)):
+        if out:
+            write(exp, out)
+            print(f"leaderboard ({len(exp.trials)} trials, every parameter and metric) written to {out}")
     return 0

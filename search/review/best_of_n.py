@@ -1,0 +1,105 @@
+"""The "Are GANs Created Equal?" study (Lucic et al., 2018): the expected best score against the
+number of trials, for each architecture and loss of the space.
+
+Example::
+
+    groups = lucic_groups(load_experiment("runs/quick"))
+    print(format_lucic(exp, groups))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from search.experiment import Experiment, finite
+from search.review.reading import ReviewedExperiment
+from search.review.tables import fmt, table
+
+
+@dataclass
+class Group:
+    arch: str
+    loss: str
+    scores: list[float]  # the best-point scores of the group's trials that count
+    left_out: int  # stopped early (when not counted), diverged, failed or unfinished
+
+
+def best_of_n(scores: list[float], n: int, mode: str = "min") -> tuple[float, float, float]:
+    """Expected best score of ``n`` trials drawn at random (with replacement) from ``scores``, with
+    the 10 % and 90 % quantiles, exactly from the order statistics (what bootstrapping estimates):
+    with the scores sorted best first, P(best of n = s_i) = ((m-i+1)/m)^n - ((m-i)/m)^n."""
+    m = len(scores)
+    s = sorted(scores, reverse=(mode == "max"))
+    probs = [((m - i) / m) ** n - ((m - i - 1) / m) ** n for i in range(m)]
+    mean = sum(p * v for p, v in zip(probs, s, strict=True))
+
+    def quantile(q: float) -> float:
+        acc = 0.0
+        for p, v in zip(probs, s, strict=True):
+            acc += p
+            if acc >= q - 1e-12:
+                return v
+        return s[-1]
+
+    return mean, quantile(0.1), quantile(0.9)
+
+
+def lucic_groups(exp: ReviewedExperiment, *, include_stopped: bool = False) -> list[Group]:
+    """One group per architecture x loss of the space (searched or fixed), with the best-point scores of
+    its completed trials (and of the early-stopped ones with ``include_stopped``)."""
+    archs: list[str] = []
+    losses: list[str] = []
+    for p in exp.searched:
+        if p.key == "model.arch":
+            archs = [str(c) for c in p.choices]
+        if p.key == "loss.name":
+            losses = [str(c) for c in p.choices]
+    base = exp.space.base_config if exp.space is not None else None
+    seen = [(t.config.model.arch, t.config.loss.name) for t in exp.trials if t.config is not None]
+    if not archs:
+        archs = [base.model.arch] if base else sorted({a for a, _ in seen})
+    if not losses:
+        losses = [base.loss.name] if base else sorted({b for _, b in seen})
+    counted = ("completed", "stopped") if include_stopped else ("completed",)
+    groups = []
+    for a in archs:
+        for lo in losses:
+            members = [t for t in exp.trials if t.config is not None
+                       and t.config.model.arch == a and t.config.loss.name == lo]
+            scores = [float(t.score) for t in members if t.status in counted and finite(t.score)]
+            groups.append(Group(a, lo, scores, len(members) - len(scores)))
+    return groups
+
+
+def ladder(m: int) -> list[int]:
+    """1, 2, 4, ... up to m, and m itself: the n of the best-of-n columns and ticks."""
+    out, n = [], 1
+    while n <= m:
+        out.append(n)
+        n *= 2
+    if out and out[-1] != m:
+        out.append(m)
+    return out
+
+
+def format_lucic(exp: Experiment, groups: list[Group], include_stopped: bool = False) -> str:
+    which = ("completed and early-stopped (mixing budgets: the early-stopped are scored at the images "
+             "they reached)" if include_stopped else "completed")
+    lines = [f"best {exp.metric} against the number of trials (Lucic et al. 2018, \"Are GANs Created "
+             f"Equal?\"): expected best of n {which} trials drawn at random, per architecture and loss"]
+    m_max = max((len(g.scores) for g in groups), default=0)
+    ns = ladder(m_max)
+    header = ["arch", "loss", "trials", *[f"n={n}" for n in ns], "best", "left out"]
+    rows = []
+    for g in groups:
+        m = len(g.scores)
+        cells = [fmt(best_of_n(g.scores, n, exp.mode)[0]) if n <= m else "" for n in ns]
+        best = (min(g.scores) if exp.mode == "min" else max(g.scores)) if m else None
+        rows.append([g.arch, g.loss, str(m), *cells, fmt(best) if m else "-", str(g.left_out)])
+    lines.append(table(header, rows, right=set(range(2, len(header)))))
+    if m_max == 0:
+        lines.append(f"(no {which} trials yet" + ("" if include_stopped else
+                     "; --include-stopped counts the early-stopped ones at their best score") + ")")
+    else:
+        lines.append("(left out: trials of the group that did not complete; n=1 is the mean of a random trial)")
+    return "\n".join(lines)

@@ -1,0 +1,161 @@
+"""The leaderboard: every trial ranked by its best score, as a text table (``format_leaderboard``)
+and as records with every parameter and metric for ``review --csv`` / ``--json``
+(``leaderboard_records``, ``write_csv``, ``write_json``).
+
+Example::
+
+    exp = load_experiment("runs/quick")
+    print(format_leaderboard(exp))
+    write_csv(exp, "leaderboard.csv")
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+from search.experiment import TrialRecord, TrialStatus
+from search.review.reading import ReviewedExperiment, metric_parts, param_value
+
+
+def fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        if v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e4):
+            return f"{v:.2e}"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def table(header: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
+    right = right or set()
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    def line(r: list[str]) -> str:
+        cells = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        return "  ".join(cells).rstrip()
+    return "\n".join([line(header)] + [line(r) for r in rows])
+
+
+def status_text(t: TrialRecord) -> str:
+    return t.status.label
+
+
+def format_leaderboard(exp: ReviewedExperiment, top: int = 10) -> str:
+    counts = ", ".join(f"{exp.count(s)} {s.label}" for s in TrialStatus if exp.count(s))
+    sched = exp.state.get("scheduler", "?")
+    lines = [f"experiment {exp.path} ({len(exp.trials)} trials: {counts or 'none'}; scheduler {sched}; "
+             f"objective {exp.metric}, {'lower' if exp.mode == 'min' else 'higher'} is better"
+             + (f"; {exp.budget_images} images per trial)" if exp.budget_images else ")")]
+    lines.append(f"{exp.metric}: each trial's best evaluation, reached after `at` images, and the parts of "
+                 f"the score there; last: its last evaluation, after `images`")
+    lines += [f"note: {n}" for n in exp.notes]
+    ranked = exp.ranked()
+    shown = ranked[: max(top, 10)]
+    parts = list(dict.fromkeys(k for t in shown for k in metric_parts(t, exp.metric)))
+    # The part the score is made of (the objective) is the score column itself; say so once.
+    same = [k for k in parts if all(metric_parts(t, exp.metric).get(k) == t.score for t in shown)]
+    if exp.metric == "score" and same and shown:
+        parts.remove(same[0])
+        lines[0] = lines[0][:-1] + f"; score = {same[0]})"
+    suffixes = {k.rsplit("_", 1)[-1] for k in parts if "_" in k}
+    cut = (len(suffixes) == 1 and all("_" in k for k in parts)
+           and suffixes.pop()[:1].isdigit())  # cis_2k, recall_2k: one sample count for all
+    header = ["rank", "trial", exp.metric, "at", "last", *[k.rsplit("_", 1)[0] if cut else k for k in parts],
+              *[p.short for p in exp.searched], "images", "status"]
+    rows = []
+    for i, t in enumerate(shown, 1):
+        m = metric_parts(t, exp.metric)
+        rows.append([str(i), t.trial_id, fmt(t.score), fmt(t.best_images), fmt(t.last_score),
+                     *[fmt(m.get(k)) for k in parts],
+                     *[fmt(param_value(exp, t, p)) for p in exp.searched], str(t.images_seen), status_text(t)])
+    unranked = [t for t in exp.trials if t not in ranked]
+    for t in unranked:
+        rows.append(["-", t.trial_id, "-", "-", "-", *["-" for _ in parts],
+                     *[fmt(param_value(exp, t, p)) for p in exp.searched], str(t.images_seen), status_text(t)])
+    nums = set(range(len(header))) - {1, len(header) - 1}
+    lines.append("")
+    lines.append(table(header, rows, right={i for i in nums if i < 5 + len(parts)} | {0, len(header) - 2}))
+    if len(ranked) > len(shown):
+        lines.append(f"... and {len(ranked) - len(shown)} more ranked trials (--top to see more)")
+    why = [t for t in exp.trials if not t.status.finished or (t.status is TrialStatus.STOPPED and t in shown)]
+    if why:
+        lines.append("")
+        for t in why:
+            lines.append(f"  {t.trial_id} {status_text(t)}: {t.why}")
+    best = exp.best()
+    lines.append("")
+    if best is None:
+        lines.append("no trial has finished with a finite score yet; nothing to export")
+    else:
+        lines.append(f"best: trial {best.trial_id}, {exp.metric} {fmt(best.score)} after {best.best_images} images "
+                     f"(its last: {fmt(best.last_score)} after {best.images_seen}; {status_text(best)})")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- records: --csv and --json
+
+
+def leaderboard_records(exp: ReviewedExperiment) -> tuple[list[str], list[dict[str, Any]]]:
+    """The whole leaderboard as records, ranked trials first (best first), then the rest: rank
+    (None when unranked), trial, status, reason, the best score and the images at it, the last
+    score and images seen, every searched parameter (by config key), and every metric at the best
+    point (``best.<name>``) and in the last report (``last.<name>``). Returns (columns, records)."""
+    ranked = exp.ranked()
+    order = ranked + [t for t in exp.trials if t not in ranked]
+    best = {t.trial_id: metric_parts(t, exp.metric) for t in order}
+    last = {t.trial_id: metric_parts(t, exp.metric, t.last) for t in order}
+    names = list(dict.fromkeys(k for parts in (*best.values(), *last.values()) for k in parts))
+    columns = ["rank", "trial", "status", "reason", exp.metric, "best_images", "last_" + exp.metric,
+               "images_seen", *[p.key for p in exp.searched], *[f"best.{k}" for k in names],
+               *[f"last.{k}" for k in names]]
+    records = []
+    for i, t in enumerate(order, 1):
+        row: dict[str, Any] = {"rank": i if t in ranked else None, "trial": t.trial_id, "status": str(t.status),
+                               "reason": t.why if t.status is not TrialStatus.COMPLETED else "",
+                               exp.metric: _number(t.score), "best_images": t.best_images,
+                               "last_" + exp.metric: _number(t.last_score), "images_seen": t.images_seen}
+        row.update({p.key: param_value(exp, t, p) for p in exp.searched})
+        row.update({f"best.{k}": _number(best[t.trial_id].get(k)) for k in names})
+        row.update({f"last.{k}": _number(last[t.trial_id].get(k)) for k in names})
+        records.append(row)
+    return columns, records
+
+
+def _number(v: float | None) -> float | None:
+    """A finite number, or None (no score: diverged, failed, not reported yet)."""
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def write_csv(exp: ReviewedExperiment, out: str | Path) -> Path:
+    """The leaderboard records as CSV (one row per trial; empty cells for no value)."""
+    import csv
+
+    from gan_core.io import atomic_write_text
+
+    columns, records = leaderboard_records(exp)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in records)
+    atomic_write_text(Path(out), buf.getvalue())
+    return Path(out)
+
+
+def write_json(exp: ReviewedExperiment, out: str | Path) -> Path:
+    """The leaderboard records as JSON, with the experiment, objective and columns."""
+    import json
+
+    from gan_core.io import atomic_write_text
+
+    columns, records = leaderboard_records(exp)
+    doc = {"experiment": str(exp.path), "metric": exp.metric, "mode": exp.mode,
+           "budget_images": exp.budget_images, "columns": columns, "trials": records}
+    atomic_write_text(Path(out), json.dumps(doc, indent=2, default=str) + "\n")
+    return Path(out)
