@@ -46,7 +46,8 @@ def gan_samples(name: str, steps: int, n: int, overrides: list[str]) -> torch.Te
     """Samples of the dataset's preset generator after ``steps`` training steps (no evaluation)."""
     import tempfile
 
-    from gan_core.checkpoint import generate, load_run
+    from gan_core.checkpoint import load_run
+    from gan_core.sampling import generate
     from gan_core.config import apply_overrides, load_preset
     from gan_core.loop import train
 

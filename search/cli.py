@@ -2,21 +2,37 @@
 
 Each subcommand lives in ``search/commands/<name>.py`` and exports ``add_parser(subparsers)``
 and ``run(args) -> int``. Bad input raises GansearchError, printed here as one line, exit 2.
+Command modules import only light modules at the top (no torch, Ray or Optuna): building the
+parser for ``--help`` must not cost seconds; ``run`` imports what the job needs.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from gan_core.errors import GansearchError
 
 COMMANDS = ("train", "sample", "score", "classifier", "search", "resume", "review", "retrain", "explore")
 
+_LITERAL = re.compile(r"``([^`]+)``")
+
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+    """Raw descriptions without docstring markup; a default is shown only when it says something
+    the help text does not already say (not None, not a flag's False, not a second "default")."""
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(_LITERAL.sub(r"\1", text))
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (action.default is None or action.default is False or action.default == argparse.SUPPRESS
+                or "default" in text or "%(default)" in text or not action.option_strings):
+            return text
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,13 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"search.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"search.commands.{name}":
-                continue  # a command not built in this checkout
-            raise
-        module.add_parser(sub)
+        importlib.import_module(f"search.commands.{name}").add_parser(sub)
     return parser
 
 

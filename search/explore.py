@@ -25,36 +25,16 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from gan_core import viz
-from gan_core.checkpoint import generate, load_run, one_hot
+from gan_core.checkpoint import load_run
 from gan_core.errors import GansearchError
 from gan_core.models import Generator, sample_latent
+from gan_core.sampling import generate, one_hot
+from search.explore_modes import MODES, Mode
 
 TILE = 112  # target side of one upscaled image, in pixels (28 -> 4x)
 BACKGROUND = (255, 255, 255)
 INK = (40, 40, 40)
 RED = (220, 30, 30)
-
-
-@dataclass(frozen=True)
-class Mode:
-    name: str
-    suffix: str  # what --out must end in
-    conditional_only: bool
-    help: str
-
-
-MODES: dict[str, Mode] = {m.name: m for m in (
-    Mode("samples", ".png", False, "a grid of samples: 8x8, or for conditional runs one row per noise "
-                                   "vector and one column per class (seed 004)"),
-    Mode("morph", ".png", False, "a noise vector swept from all -1 to all +1 in ten steps (seed 002)"),
-    Mode("arith", ".png", False, "images of noise vectors a, b and b - a (seed 002)"),
-    Mode("quiz", ".png", False, "40 real and generated images mixed at random, plus FILE-answers.png "
-                                "with the generated ones outlined in red (seed 002)"),
-    Mode("interpolate", ".png", True, "conditional runs: class A blended into class B over ten steps, "
-                                      "one row per noise vector (seed 004)"),
-    Mode("clock", ".gif", True, "conditional runs: digits cross-fading 0 -> 9 -> 0 in label space (seed 004)"),
-    Mode("walk", ".gif", False, "a smooth spherical interpolation between random latent points"),
-)}
 
 
 # ----------------------------------------------------------------------------- drawing

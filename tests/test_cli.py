@@ -64,3 +64,29 @@ def test_every_command_help_shows_an_example():
     assert set(sub.choices) <= set(COMMANDS) and {"train", "sample"} <= set(sub.choices)
     for name, p in sub.choices.items():
         assert "example:" in p.format_help(), name
+
+
+def test_help_loads_no_model_or_search_library():
+    """--help is user-facing latency: building the whole parser must not import torch, Ray or Optuna."""
+    code = ("import sys, search.cli; search.cli.build_parser(); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'torch', 'optuna', 'numpy'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_help_shows_no_markup_and_each_default_once():
+    from search.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == {"train", "sample", "score", "classifier", "search", "resume", "review",
+                                "retrain", "explore"}
+    for name, p in sub.choices.items():
+        text = " ".join(p.format_help().split())
+        assert "``" not in text and "(default: None)" not in text and "(default: False)" not in text, name
+        for action in p._actions:
+            if action.help and "default" in action.help:  # the text says it: argparse must not again
+                assert p._get_formatter()._expand_help(action) == action.help, (name, action.dest)
+    score = " ".join(sub.choices["score"].format_help().split())
+    assert score.startswith("usage: gansearch score") and "gansearch score: every classifier metric" in score
+    assert "--seed SEED noise seed when generating from a run (default: 0)" in score

@@ -332,19 +332,19 @@ def test_score_npz_prints_one_json_line(mnist, tmp_path, capsys):
     ({"images": np.zeros((10, 28, 28), np.uint8), "labels": np.zeros(9, np.int64)}, "9 labels for 10 images"),
 ])
 def test_score_rejects_malformed_npz(tmp_path, arrays, message):
-    from search.commands.score import score_source
+    from gan_core.samples import score_source
 
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
     args = argparse.Namespace(source=str(path), dataset="mnist", n=None, seed=0, objective=None,
                               data_dir=None, device="cpu")
     with pytest.raises(GansearchError, match=message) as info:
-        score_source(args)
+        score_source(**vars(args))
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
 def test_score_rejects_unreadable_files_and_missing_dataset(tmp_path):
-    from search.commands.score import score_source
+    from gan_core.samples import score_source
 
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a zip file")
@@ -355,7 +355,7 @@ def test_score_rejects_unreadable_files_and_missing_dataset(tmp_path):
         args = argparse.Namespace(source=str(source), dataset=dataset, n=None, seed=0, objective=None,
                                   data_dir=None, device="cpu")
         with pytest.raises(GansearchError, match=message):
-            score_source(args)
+            score_source(**vars(args))
 
 
 def test_score_run_dir(mnist, tiny_cfg, tmp_path, capsys):

@@ -28,7 +28,7 @@ unless --label picks one class (samples, morph, arith, walk)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from search.explore import MODES
+    from search.explore_modes import MODES
 
     p = sub.add_parser("explore", help="samples, morph, arithmetic, quiz, interpolation, clock, walk",
                        description=__doc__, epilog=EXAMPLE, formatter_class=formatter())

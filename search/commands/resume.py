@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from search.commands._common import formatter
+from search.commands._common import format_outcome, formatter
 from search.ray_address import DEFAULT_CONNECT_TIMEOUT
 
 EXAMPLE = """example:
@@ -34,7 +34,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.commands.search import format_outcome
     from search.tune import resume_search
 
     outcome = resume_search(args.experiment, address=args.address, retry_failed=args.retry_failed,

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 
 from gan_core.config import load_config
-from search.commands._common import formatter
-from search.commands.train import add_budget_args, train_and_report
+from search.commands._common import add_budget_args, formatter, train_and_report
 
 EXAMPLE = """example:
   gansearch review runs/quick --export best.yaml

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import io
-from pathlib import Path
 
-import numpy as np
-import torch
-
-from gan_core.checkpoint import generate, load_run
 from gan_core.errors import GansearchError
-from gan_core.io import _atomic_write_bytes
 from search.commands._common import formatter
 
 EXAMPLE = """example:
@@ -33,17 +26,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def to_hwc(images: torch.Tensor) -> np.ndarray:
-    """uint8 (N,C,H,W) -> (N,H,W) grey or (N,H,W,3) colour."""
-    x = images.cpu().numpy()
-    return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.n <= 0:
         raise GansearchError(f"--n: must be > 0, got {args.n}")
     if not args.out.endswith(".npz"):
         raise GansearchError(f"--out: {args.out!r} must end in .npz")
+    import torch
+
+    from gan_core.checkpoint import load_run
+    from gan_core.samples import save_npz, to_hwc
+    from gan_core.sampling import cycling_labels, generate
+
     r = load_run(args.run_dir)
     labels = None
     if args.label is not None:
@@ -53,13 +46,8 @@ def run(args: argparse.Namespace) -> int:
             raise GansearchError(f"--label: {args.label} is not in 0..{r.G.num_classes - 1}")
         labels = torch.full((args.n,), args.label)
     elif r.G.conditional:
-        labels = torch.arange(args.n) % r.G.num_classes
+        labels = cycling_labels(args.n, r.G.num_classes)
     images = generate(r.G, args.n, seed=args.seed, labels=labels)
-    arrays = {"images": to_hwc(images)}
-    if labels is not None:
-        arrays["labels"] = labels.numpy().astype(np.int64)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    _atomic_write_bytes(Path(args.out), buf.getvalue())
-    print(f"wrote {args.n} images {tuple(arrays['images'].shape[1:])} to {args.out}")
+    save_npz(args.out, images, labels)
+    print(f"wrote {args.n} images {to_hwc(images[:1]).shape[1:]} to {args.out}")
     return 0

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
-from search.commands._common import formatter
+from search.commands._common import format_outcome, formatter
 from search.ray_address import DEFAULT_CONNECT_TIMEOUT
-
-if TYPE_CHECKING:
-    from search.tune import SearchOutcome
 
 EXAMPLE = """example:
   gansearch search --space spaces/quick.yaml --name quick
@@ -103,25 +99,3 @@ def run(args: argparse.Namespace) -> int:
         return 130
     return 0 if outcome.best is not None else 1
 
-
-def format_outcome(out: SearchOutcome) -> str:
-    """The lines ``gansearch search`` and ``resume`` end with."""
-    from search.experiment import TrialStatus
-
-    counts = ", ".join(f"{out.count(s)} {s}" for s in TrialStatus if out.count(s))
-    lines = [f"experiment: {out.experiment_path} ({len(out.rows)} trials: {counts or 'none'})"]
-    for r in out.rows:
-        if r.status in (TrialStatus.DIVERGED, TrialStatus.FAILED):
-            lines.append(f"  {r.trial_id} {r.status}: {r.why}")
-    if out.best is None:
-        lines.append("no trial finished with a finite score; nothing to export")
-    else:
-        last = f"{out.best.last_score:.6g}" if out.best.last_score is not None else "-"
-        lines.append(f"best trial: {out.best.trial_id}  {out.metric} = {out.best.score:.6g} ({out.mode}) "
-                     f"after {out.best.best_images} images (its last: {last} after {out.best.images_seen})")
-        lines.append(f"best config: {out.best_config_path}")
-        if out.best.checkpoint:
-            lines.append(f"best checkpoint: {out.best.checkpoint}")
-    if out.interrupted:
-        lines.append(f"interrupted: continue with `gansearch resume {out.experiment_path}`")
-    return "\n".join(lines)

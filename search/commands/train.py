@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from gan_core.config import apply_overrides
-from gan_core.loop import train
-from search.commands._common import add_config_args, budget_overrides, config_from_args, formatter
+from search.commands._common import (
+    add_budget_args,
+    add_config_args,
+    config_from_args,
+    formatter,
+    train_and_report,
+)
 
 EXAMPLE = """example:
   gansearch train --preset mnist-dcgan --out runs/dcgan --steps 500
@@ -26,41 +29,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="run directory")
     add_budget_args(p)
     p.set_defaults(run=run)
-
-
-def add_budget_args(p: argparse.ArgumentParser) -> None:
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="train this many steps at the config's batch size")
-    budget.add_argument("--images", type=int, help="train until this many images are seen")
-    p.add_argument("--seed", type=int, help="random seed (default: the config's train.seed)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--data-dir", metavar="D", help="dataset root (default: $GANSEARCH_DATA, then the embedded MNIST)")
-    p.add_argument("--no-eval", action="store_true", help="skip the classifier-based evaluation")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="torch CPU threads (default: torch's, one per core; 1 is faster on a busy machine)")
-
-
-def train_and_report(cfg, args: argparse.Namespace, also: dict | None = None) -> int:
-    """Train with the budget flags applied, print one JSON line (with ``also``'s keys added: retrain
-    adds the search's best point); exit 1 diverged, 130 interrupted (SIGINT/SIGTERM)."""
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
-    extra = budget_overrides(args, cfg)
-    if args.no_eval:
-        extra.append("eval.enabled=false")
-    if extra:
-        cfg = apply_overrides(cfg, extra)
-    result = train(cfg, args.out, device=args.device, progress=not args.quiet)
-    print(json.dumps({"status": result.status, "reason": result.reason, "step": result.step,
-                      "images_seen": result.images_seen, "run_dir": str(args.out),
-                      **{k: v for k, v in result.metrics.items() if k not in ("step", "images_seen")},
-                      **(also or {})}))
-    if result.status == "diverged":
-        return 1
-    return 130 if result.reason == "interrupted" else 0
 
 
 def run(args: argparse.Namespace) -> int:
