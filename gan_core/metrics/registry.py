@@ -138,6 +138,21 @@ def _cis(x: MetricInputs) -> float:
     return M.classifier_inception_score(x.probs)
 
 
+# (reference key, sample count) -> the reference's own kernel term of ``kid``.
+_KID_WITHIN: dict[tuple[str, int], float] = {}
+
+
+@register_metric("kid", higher_is_better=False,
+                 description="kernel distance (KID's unbiased cubic-kernel MMD^2) to as many test-split features")
+def _kid(x: MetricInputs) -> float:
+    m = min(len(x.features), x.reference.n)  # equal sizes, as precision and recall compare
+    real = x.reference.features[:m]
+    key = (x.reference.key, m)
+    if key not in _KID_WITHIN:
+        _KID_WITHIN[key] = M.kernel_within(real)
+    return M.kernel_distance(real, x.features, real_within=_KID_WITHIN[key])
+
+
 @register_metric("coverage", higher_is_better=True,
                  description="classes predicted for at least 2 % of the samples")
 def _coverage(x: MetricInputs) -> float:
