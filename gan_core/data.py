@@ -581,10 +581,3 @@ def load_dataset(cfg: DataConfig, split: str = "train") -> Dataset:
         _DATASET_CACHE[key] = DATASETS[name](cfg, split)
     return _DATASET_CACHE[key]
 
-
-def clear_cache() -> None:
-    """Forget every loaded dataset (tests; or to free memory in a long-lived process)."""
-    _IDX_CACHE.clear()
-    _CSV_CACHE.clear()
-    _BACKGROUND_CACHE.clear()
-    _DATASET_CACHE.clear()

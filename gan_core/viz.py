@@ -61,14 +61,6 @@ def save_gif(frames: Sequence[Image.Image], path: str | Path, *, duration_ms: in
     _atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def caption(img: Image.Image, text: str, *, height: int = 14) -> Image.Image:
-    """The image with a one-line label above it."""
-    out = Image.new("RGB", (max(img.width, 6 * len(text) + 4), img.height + height), (255, 255, 255))
-    out.paste(img.convert("RGB"), (0, height))
-    ImageDraw.Draw(out).text((2, 1), text, fill=(0, 0, 0))
-    return out
-
-
 def outline(img: Image.Image, boxes: Sequence[tuple[int, int, int, int]], color=(255, 0, 0), width: int = 2) -> Image.Image:
     out = img.convert("RGB").copy()
     draw = ImageDraw.Draw(out)

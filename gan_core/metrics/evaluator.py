@@ -11,7 +11,6 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -85,12 +84,6 @@ class Evaluator:
         out = self.metrics(images, labels)
         out["score"] = score_of(out, self.objective, len(images))
         return out
-
-    def describe(self) -> dict[str, Any]:
-        """What defines these numbers (for logs and the CLI)."""
-        return {"dataset": self.data.name, "objective": self.objective,
-                "classifier_accuracy": self.classifier.test_accuracy, "reference_n": self.reference.n,
-                "k": self.reference.k}
 
 
 def make_evaluator(cfg: Config, device: torch.device | str = "cpu") -> Evaluator:
