@@ -16,6 +16,7 @@ Layout (``<storage>/<name>``, a local folder or an s3:// / gs:// / file:// URI):
     trial_<id>/         Ray's trial folder: result.json, params.json, error.txt if it failed,
                         checkpoint_NNNNNN/ (checkpoint.pt, metrics.jsonl, config.yaml),
                         run/ (samples, learning.gif, curves.png), stdout and stderr
+    classifier.pt       the reference classifier the driver shipped to every trial (a cache entry)
     summary.json        every trial's record when the search ended, and the best trial
     best_config.yaml    the best trial's full config (gansearch train --config best_config.yaml)
 
@@ -51,6 +52,7 @@ BASE_FILE = "base.yaml"
 OPTUNA_FILE = "optuna.db"
 SUMMARY_FILE = "summary.json"
 BEST_CONFIG_FILE = "best_config.yaml"
+CLASSIFIER_FILE = "classifier.pt"  # the reference classifier every trial was scored by (shipped to them)
 RESULT_FILE = "result.json"  # Ray Tune: one JSON line per report
 PARAMS_FILE = "params.json"  # Ray Tune: the trial's config
 ERROR_FILE = "error.txt"  # Ray Tune: one "Failure # N" entry per crash
@@ -66,7 +68,7 @@ NOT_METRICS = frozenset({
     "startup_s", "report_s", "train_eval_s", "timestamp", "checkpoint_dir_name", "should_checkpoint",
     "done", "training_iteration", "trial_id", "date", "time_this_iter_s", "time_total_s", "pid",
     "hostname", "node_ip", "config", "time_since_restore", "iterations_since_restore", "experiment_tag",
-    "torch_threads",
+    "torch_threads", "classifier_digest", "images_per_s", "g_params",  # the last two: search/pareto.py
 })
 
 
@@ -219,9 +221,11 @@ class TrialRecord:
     started: float = 0.0
     config: Config | None = field(default=None, repr=False)  # what it trained, when known
     error: str = field(default="", repr=False)  # error.txt
+    classifier: str | None = None  # digest of the reference classifier that scored the best point
 
     SUMMARY_KEYS = ("trial_id", "status", "reason", "score", "images_seen", "params", "path",
-                    "checkpoint", "node_id", "metrics", "last_score", "best_images", "last_checkpoint")
+                    "checkpoint", "node_id", "metrics", "last_score", "best_images", "last_checkpoint",
+                    "classifier")
 
     @property
     def last(self) -> dict[str, Any]:
@@ -286,6 +290,7 @@ def read_trial(folder: Folder, name: str, *, metric: str, mode: str, budget: int
         best_index=index,
         started=float(started) if finite(started) else 0.0,
         error=error,
+        classifier=(at_best or last).get("classifier_digest"),
     )
     if with_config:
         record.config = _trial_config(folder, name, checkpoints, ckpt or latest, params, space)
@@ -345,6 +350,19 @@ def ranked(trials: list[TrialRecord], mode: str) -> list[TrialRecord]:
     ok = [t for t in trials if t.status in (TrialStatus.COMPLETED, TrialStatus.STOPPED, TrialStatus.UNFINISHED)
           and finite(t.score)]
     return sorted(ok, key=lambda t: (sign * float(t.score), -t.images_seen, t.trial_id))  # type: ignore[arg-type]
+
+
+def check_one_classifier(trials: list[TrialRecord], where: str) -> None:
+    """GansearchError unless all scored trials (with a recorded digest) had one reference
+    classifier: scores of different classifiers are on different scales, not comparable."""
+    counts: dict[str, int] = {}
+    for t in trials:
+        if t.classifier and finite(t.score):
+            counts[t.classifier] = counts.get(t.classifier, 0) + 1
+    if len(counts) > 1:
+        listed = ", ".join(f"{d} ({n} trials)" for d, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        raise GansearchError(f"{where}: trials were scored by different reference classifiers ({listed}); "
+                             "their scores are not comparable, so they are not ranked")
 
 
 def best(trials: list[TrialRecord], mode: str) -> TrialRecord | None:
@@ -423,9 +441,11 @@ class Experiment:
         return 1.0 if self.mode == "min" else -1.0
 
     def ranked(self) -> list[TrialRecord]:
+        check_one_classifier(self.trials, self.path)
         return ranked(self.trials, self.mode)
 
     def best(self) -> TrialRecord | None:
+        check_one_classifier(self.trials, self.path)
         return best(self.trials, self.mode)
 
     def trial(self, trial_id: str) -> TrialRecord:

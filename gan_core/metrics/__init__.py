@@ -27,6 +27,7 @@ from gan_core.metrics.classifier import (
     ReferenceClassifier,
     default_config,
     get_classifier,
+    install_classifier,
     train_classifier,
 )
 from gan_core.metrics.evaluator import Evaluator, make_evaluator, score_images
@@ -62,6 +63,7 @@ __all__ = [
     "frechet_distance",
     "get_classifier",
     "get_reference",
+    "install_classifier",
     "knn_manifold_metrics",
     "knn_radii",
     "make_evaluator",

@@ -135,11 +135,53 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def save_entry(path: Path, kind: str, key: str, payload: dict[str, Any]) -> None:
-    """Write ``payload`` atomically with its key and a checksum of its content."""
+def entry_body(kind: str, key: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with the format, kind, key and a checksum of it all: what a cache file holds."""
     body = {"format": FORMAT, "kind": kind, "key": key, **payload}
     body["checksum"] = digest(body)
-    atomic_torch_save(body, path)
+    return body
+
+
+def save_entry(path: Path, kind: str, key: str, payload: dict[str, Any]) -> None:
+    """Write ``payload`` atomically with its key and a checksum of its content."""
+    atomic_torch_save(entry_body(kind, key, payload), path)
+
+
+def entry_bytes(kind: str, key: str, payload: dict[str, Any]) -> bytes:
+    """The bytes of a cache file holding ``payload`` (to ship an entry to another process or node)."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(entry_body(kind, key, payload), buf)
+    return buf.getvalue()
+
+
+def verify(body: Any, kind: str, key: str | None) -> str | None:
+    """What is wrong with a loaded entry (checksum removed from ``body`` when valid), or None.
+    ``key`` None accepts any key (a shipped entry names its own)."""
+    if not isinstance(body, dict) or body.get("format") != FORMAT or body.get("kind") != kind:
+        return f"not a gansearch {kind} cache file"
+    if key is not None and body.get("key") != key:
+        return "key mismatch (file renamed or copied from another entry)"
+    stored = body.pop("checksum", None)
+    if stored != digest(body):
+        return "checksum mismatch (content altered or corrupted)"
+    return None
+
+
+def entry_from_bytes(blob: bytes, kind: str) -> dict[str, Any]:
+    """The verified payload of ``entry_bytes``; ValueError naming the problem otherwise."""
+    import io
+
+    try:
+        body = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"unreadable {kind} entry ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") \
+            from None
+    problem = verify(body, kind, None)
+    if problem:
+        raise ValueError(f"bad {kind} entry: {problem}")
+    return body
 
 
 def load_entry(path: Path, kind: str, key: str) -> dict[str, Any] | None:
@@ -152,14 +194,7 @@ def load_entry(path: Path, kind: str, key: str) -> dict[str, Any] | None:
     except Exception as exc:  # truncated zip, garbage bytes, foreign pickle: all mean "rebuild"
         problem = f"unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
     else:
-        if not isinstance(body, dict) or body.get("format") != FORMAT or body.get("kind") != kind:
-            problem = f"not a gansearch {kind} cache file"
-        elif body.get("key") != key:
-            problem = "key mismatch (file renamed or copied from another entry)"
-        else:
-            stored = body.pop("checksum", None)
-            if stored != digest(body):
-                problem = "checksum mismatch (content altered or corrupted)"
+        problem = verify(body, kind, key)
     if problem:
         warnings.warn(f"{path}: corrupt {kind} cache entry, {problem}; rebuilding it", stacklevel=3)
         return None

@@ -251,6 +251,20 @@ class ReferenceClassifier:
     def __post_init__(self) -> None:
         self._inference = self.model.fused().to(self.device)
 
+    @property
+    def digest(self) -> str:
+        """Short sha256 of the weights: results scored by different classifiers are not comparable."""
+        return self.weights_digest[:12]
+
+    def to_bytes(self) -> bytes:
+        """The classifier as a verified cache entry, to ship from a search driver to its trials
+        (``install_classifier``), so every node scores with these weights and none retrains."""
+        return cache.entry_bytes("classifier", self.key, {
+            "dataset": self.dataset, "shape": list(self.shape), "num_classes": self.num_classes,
+            "config": dataclasses.asdict(self.config), "version": VERSION,
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "test_accuracy": self.test_accuracy, "train_seconds": self.train_seconds})
+
     @torch.inference_mode()
     def embed(self, images: Tensor, *, batch: int = 1000) -> Embedding:
         """What the metrics see of uint8 ``images``: features, probabilities, manifold points (CPU)."""
@@ -319,15 +333,44 @@ def get_classifier(data: DataConfig, *, config: ClassifierConfig | None = None,
                 "config": dataclasses.asdict(cfg), "version": VERSION, "state_dict": state, **info}
 
     body = cache.cached(path, "classifier", key, build, force=force)
+    clf = _from_body(body, cfg, key, path, device, trained=bool(trained))
+    _LOADED[memo] = clf
+    return clf
+
+
+def _from_body(body: dict[str, Any], cfg: ClassifierConfig, key: str, path: Path, device: torch.device,
+               *, trained: bool = False) -> ReferenceClassifier:
     model = Classifier(tuple(body["shape"]), body["num_classes"], cfg)
     model.load_state_dict(body["state_dict"])
     model.to(device).eval()
-    clf = ReferenceClassifier(
-        model=model, dataset=data.name, shape=tuple(body["shape"]), num_classes=body["num_classes"],
-        config=cfg, key=key, weights_digest=cache.digest(body["state_dict"]),
+    return ReferenceClassifier(
+        model=model, dataset=str(body.get("dataset", "")), shape=tuple(body["shape"]),
+        num_classes=body["num_classes"], config=cfg, key=key, weights_digest=cache.digest(body["state_dict"]),
         test_accuracy=float(body["test_accuracy"]), train_seconds=float(body["train_seconds"]),
-        path=path, device=device, trained=bool(trained),
+        path=path, device=device, trained=trained,
     )
+
+
+def install_classifier(blob: bytes, device: torch.device | str = "cpu") -> ReferenceClassifier:
+    """Use the classifier ``ReferenceClassifier.to_bytes`` made in this process from now on.
+
+    ``get_classifier`` (and so every Evaluator) then returns it for a dataset whose content and
+    classifier config give its key, without reading or writing the cache or training; a dataset
+    with other content still gets its own (whose different ``digest`` its results record)."""
+    try:
+        body = cache.entry_from_bytes(blob, "classifier")
+        cfg = ClassifierConfig(**body["config"])
+        if body.get("version") != VERSION:
+            raise ValueError(f"made by classifier version {body.get('version')}, this is {VERSION}")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise DataError(f"shipped reference classifier: {exc}") from None
+    device = torch.device(device)
+    key = str(body["key"])
+    memo = (key, str(device))
+    have = _LOADED.get(memo)
+    if have is not None and have.weights_digest == cache.digest(body["state_dict"]):
+        return have
+    clf = _from_body(body, cfg, key, Path(f"<shipped {body.get('dataset', '')} classifier>"), device)
     _LOADED[memo] = clf
     return clf
 
