@@ -38,10 +38,12 @@ from ray.tune.search.optuna import OptunaSearch
 from gan_core.config import dump_config, from_dict, to_dict
 from gan_core.errors import GansearchError
 from search import ray_address
+from search.driver import absolute_data_paths, absolute_env, driver_classifier, write_bytes
 from search.experiment import (
     BASE_FILE,
     BEST_CONFIG_FILE,
     CHECKPOINT_FILES,
+    CLASSIFIER_FILE,
     OPTUNA_FILE,
     POINT,
     RUN_SUBDIR,
@@ -110,6 +112,8 @@ class TrialContext:
 
     space: Space
     scheduler: str
+    classifier: bytes | None = None  # the driver's reference classifier (ReferenceClassifier.to_bytes)
+    cwd: str = ""  # the driver's working folder: relative data paths a trial samples mean this one
 
 
 # ----------------------------------------------------------------------------- the trainable
@@ -211,6 +215,9 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
 
     cfg = ctx.space.config_for(trial_params(config))
     cfg.name = f"{tctx.get_experiment_name()}/{trial_id}"
+    if ctx.cwd:
+        absolute_data_paths(cfg.data, ctx.cwd)  # sampled paths; the base's are absolute already
+    evaluator = _trial_evaluator(cfg, device, ctx)
     trial_dir = Path(tctx.get_trial_dir())
     run_dir = trial_dir / RUN_SUBDIR
     if run_dir.exists():  # a retry on the same node: Tune's checkpoint is the truth
@@ -238,6 +245,7 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             "device": device,
             "gpu_ids": ",".join(str(g) for g in gpu_ids),
             "torch_threads": torch.get_num_threads(),
+            "classifier_digest": evaluator.classifier.digest,
             "trial_seed": cfg.train.seed,
             "started_at": started,
             "reported_at": t0,
@@ -255,10 +263,20 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             shutil.rmtree(stage, ignore_errors=True)
             timing["in_report"] += time.time() - t0
 
-    result = train(cfg, run_dir, device=device, progress=False,
+    result = train(cfg, run_dir, device=device, progress=False, evaluator=evaluator,
                    callbacks=Callbacks(on_eval=on_eval, should_stop=should_stop))
     if result.status == "diverged":
         raise TrialDiverged(result.reason or "non-finite values")
+
+
+def _trial_evaluator(cfg: Any, device: str, ctx: TrialContext) -> Any:
+    """The trial's evaluator, scoring with the driver's classifier when the trial's data is the
+    one it was trained for (otherwise the node's own, whose other digest the results record)."""
+    from gan_core.metrics import install_classifier, make_evaluator
+
+    if ctx.classifier is not None:
+        install_classifier(ctx.classifier, device)
+    return make_evaluator(cfg, device)
 
 
 # ----------------------------------------------------------------------------- the searcher
@@ -346,7 +364,7 @@ def _pbt_population(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
-                 callbacks: list[Any]) -> Any:
+                 callbacks: list[Any], classifier: bytes | None = None) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
 
     s = space.search
@@ -404,7 +422,7 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
             scheduler = FIFOScheduler()
 
     trainable = tune.with_resources(
-        tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name)),
+        tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name, classifier, os.getcwd())),
         {"cpu": cpus, "gpu": opts.gpus_per_trial},
     )
     root, name = exp.rstrip("/").rsplit("/", 1)
@@ -475,8 +493,11 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
     scheduler = opts.scheduler or space.search.scheduler
     if opts.gpus_per_trial < 0 or (opts.cpus_per_trial is not None and opts.cpus_per_trial <= 0):
         raise GansearchError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    absolute_env()
+    absolute_data_paths(space.base_config.data, os.getcwd())  # saved so in base.yaml: resume anywhere
     started = _init_ray(opts.address, opts.connect_timeout)  # before anything is written
     try:
+        clf = driver_classifier(space)
         url = study_url(exp, opts.optuna_storage)
         if scheduler != "pbt":
             import optuna
@@ -494,11 +515,14 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
             "metric": space.objective.metric,
             "mode": space.objective.mode,
             "created": time.time(),
+            "classifier": {"digest": clf.digest, "dataset": clf.dataset, "test_accuracy": clf.test_accuracy},
         }
-        tuner = _build_tuner(space, opts, exp, url, list(callbacks or []))
+        blob = clf.to_bytes()
+        tuner = _build_tuner(space, opts, exp, url, list(callbacks or []), blob)
         folder = Folder(exp)
         folder.write_text(SPACE_FILE, space.text)
         folder.write_text(BASE_FILE, dump_config(space.base_config))
+        write_bytes(folder, CLASSIFIER_FILE, blob)
         folder.write_text(STATE_FILE, json.dumps(state, indent=2))
         tuner.fit()
         return finish(exp, space, url if scheduler != "pbt" else None, state)
@@ -519,10 +543,14 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
     url = resolve_stored(state.get("optuna_storage"))  # a redacted URL: the real one from the environment
     if not tune.Tuner.can_restore(exp):
         raise GansearchError(f"{exp}: no Ray Tune experiment state to resume")
+    absolute_env()
     started = _init_ray(address, connect_timeout)
     try:
+        # The classifier the search started with (an older experiment without one: the driver's).
+        blob = folder.read_bytes(CLASSIFIER_FILE) or driver_classifier(space).to_bytes()
+        ctx = TrialContext(space, state["scheduler"], blob, os.getcwd())
         trainable = tune.with_resources(
-            tune.with_parameters(gan_trial, ctx=TrialContext(space, state["scheduler"])),
+            tune.with_parameters(gan_trial, ctx=ctx),
             {"cpu": state["options"]["cpus_per_trial"] or space.search.cpus_per_trial,
              "gpu": state["options"]["gpus_per_trial"]},
         )
