@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from gan_core import choices as registry
 from gan_core.errors import ConfigError
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -303,16 +304,26 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def validate(cfg: Config) -> None:
-    """Value checks the types cannot express; names are checked against the registries."""
-    from gan_core import losses, models  # registries import config: import them lazily
+def validate_model(model: ModelConfig) -> None:
+    """The model section's rules, also for a ModelConfig built in code (``models.build`` calls
+    this rather than checking again): every choice field and the architecture name, depths >= 1."""
+    for f in dataclasses.fields(ModelConfig):
+        allowed = f.metadata.get("choices")
+        if allowed and getattr(model, f.name) not in allowed:
+            raise ConfigError(f"model.{f.name}: {getattr(model, f.name)!r} is not one of {', '.join(allowed)}")
+    if model.arch not in registry.ARCHITECTURES:
+        raise ConfigError(f"model.arch: {model.arch!r} is not one of {', '.join(registry.ARCHITECTURES)}")
+    for key in ("g_depth", "d_depth"):
+        if getattr(model, key) < 1:
+            raise ConfigError(f"model.{key}: must be >= 1, got {getattr(model, key)}")
 
-    if cfg.model.arch not in models.ARCHITECTURES:
-        raise ConfigError(
-            f"model.arch: {cfg.model.arch!r} is not one of {', '.join(models.ARCHITECTURES)}"
-        )
-    if cfg.loss.name not in losses.LOSSES:
-        raise ConfigError(f"loss.name: {cfg.loss.name!r} is not one of {', '.join(losses.LOSSES)}")
+
+def validate(cfg: Config) -> None:
+    """Value checks the types cannot express; names are checked against ``gan_core.choices``
+    (the registries' names), so validating a config imports no model code."""
+    validate_model(cfg.model)
+    if cfg.loss.name not in registry.LOSSES:
+        raise ConfigError(f"loss.name: {cfg.loss.name!r} is not one of {', '.join(registry.LOSSES)}")
     positive = {
         "train.batch_size": cfg.train.batch_size,
         "train.images": cfg.train.images,
@@ -344,11 +355,9 @@ def validate(cfg: Config) -> None:
 
 
 def _validate_stabilisers(cfg: Config) -> None:
-    from gan_core.augment import AUGMENTATIONS
-
     for name in cfg.augment.policy:
-        if name not in AUGMENTATIONS:
-            raise ConfigError(f"augment.policy: {name!r} is not one of {', '.join(AUGMENTATIONS)}")
+        if name not in registry.AUGMENTATIONS:
+            raise ConfigError(f"augment.policy: {name!r} is not one of {', '.join(registry.AUGMENTATIONS)}")
     twice = [n for i, n in enumerate(cfg.augment.policy) if n in cfg.augment.policy[:i]]
     if twice:
         raise ConfigError(f"augment.policy: {twice[0]!r} is listed twice")

@@ -35,13 +35,10 @@ penalty is about.
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import Tensor, nn
 
 from gan_core.config import ModelConfig
-from gan_core.errors import ConfigError
 from gan_core.models import (
     Discriminator,
     Generator,
@@ -73,15 +70,6 @@ class Contiguous(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x.contiguous()
-
-
-def _choice(cfg: ModelConfig, key: str) -> str:
-    """The value of a choice field, checked here too: a ModelConfig built in code skips YAML."""
-    value = getattr(cfg, key)
-    choices = next(f for f in dataclasses.fields(ModelConfig) if f.name == key).metadata["choices"]
-    if value not in choices:
-        raise ConfigError(f"model.{key}: {value!r} is not one of {', '.join(choices)}")
-    return value
 
 
 def _norm(kind: str, n: int, cfg: ModelConfig) -> list[nn.Module]:
@@ -119,9 +107,7 @@ def dcgan_init(module: nn.Module) -> None:
 
 def build_dcgan_lite(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
     """(G, D) of ``dcgan-lite`` for images of ``shape``; see the module docstring."""
-    g_norm, d_norm, upsample = _choice(cfg, "g_norm"), _choice(cfg, "d_norm"), _choice(cfg, "upsample")
-    _choice(cfg, "g_activation")
-    _choice(cfg, "d_activation")
+    g_norm, d_norm, upsample = cfg.g_norm, cfg.d_norm, cfg.upsample  # checked by config.validate_model
     c, h, w = shape
     n_up = _upsample_stages(h, w)
     h0, w0 = h // 2**n_up, w // 2**n_up

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gan_core.config import ModelConfig
+from gan_core.config import ModelConfig, validate_model
 from gan_core.errors import ConfigError
 
 Shape = tuple[int, int, int]
@@ -44,7 +44,6 @@ OUTPUT_RANGES: dict[str, tuple[float, float]] = {
     "tanh": (-1.0, 1.0),
 }
 LATENT_DISTS = ("uniform", "normal")
-SPECTRAL_NORM = ("none", "d", "g", "both")
 KERAS_BN_EPS = 1e-3
 
 
@@ -422,20 +421,11 @@ ARCHITECTURES: dict[str, Builder] = {
 def build(cfg: ModelConfig, shape: Sequence[int], num_classes: int) -> tuple[Generator, Discriminator]:
     """Build (G, D) for ``cfg.arch`` on images of ``shape`` = (C, H, W) from the dataset.
 
-    Raises ConfigError for an unknown arch (listing the valid ones), a depth below 1, an
-    unknown output/activation/latent distribution, or a shape the architecture cannot build.
+    The model section is checked by ``config.validate_model`` (the one place for its rules, so a
+    ModelConfig built in code is refused as YAML would be); here only what the data decides: a
+    shape the architecture cannot build is a ConfigError.
     """
-    if cfg.arch not in ARCHITECTURES:
-        raise ConfigError(f"model.arch: {cfg.arch!r} is not one of {', '.join(ARCHITECTURES)}")
-    for key in ("g_depth", "d_depth"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"model.{key}: must be >= 1, got {getattr(cfg, key)}")
-    if cfg.latent_dist not in LATENT_DISTS:
-        raise ConfigError(f"model.latent_dist: {cfg.latent_dist!r} is not one of {', '.join(LATENT_DISTS)}")
-    if cfg.output not in OUTPUT_RANGES:
-        raise ConfigError(f"model.output: {cfg.output!r} is not one of {', '.join(OUTPUT_RANGES)}")
-    if cfg.spectral_norm not in SPECTRAL_NORM:
-        raise ConfigError(f"model.spectral_norm: {cfg.spectral_norm!r} is not one of {', '.join(SPECTRAL_NORM)}")
+    validate_model(cfg)
     if len(shape) != 3 or any(int(s) < 1 for s in shape):
         raise ConfigError(f"data: image shape must be (C, H, W) with positive sizes, got {tuple(shape)}")
     c, h, w = (int(s) for s in shape)

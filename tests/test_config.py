@@ -82,3 +82,23 @@ def test_diff_names_the_differing_keys():
     b = apply_overrides(a, ["model.dropout=0.1", "train.seed=3"])
     assert diff(a, b) == {"model.dropout": (0.4, 0.1), "train.seed": (0, 3)}
     assert from_dict(to_dict(b)) == b
+
+
+def test_registries_are_keyed_by_the_names_config_validates_against():
+    """config checks names against gan_core.choices without importing the registries."""
+    from gan_core import augment, choices, losses, models
+
+    assert tuple(models.ARCHITECTURES) == choices.ARCHITECTURES
+    assert tuple(losses.LOSSES) == choices.LOSSES
+    assert tuple(augment.AUGMENTATIONS) == choices.AUGMENTATIONS
+
+
+def test_config_validation_imports_no_model_code():
+    import subprocess
+    import sys
+
+    code = ("import sys; from gan_core.config import load_preset, apply_overrides; "
+            "apply_overrides(load_preset('mnist-dcgan'), ['model.arch=mlp', 'augment.policy=translation']); "
+            "print(sorted({'torch', 'gan_core.models', 'gan_core.losses', 'gan_core.augment'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
