@@ -5,7 +5,8 @@ generator's weights, is often the one to retrain. Every trial reports two costs 
 score: ``images_per_s`` (its median training throughput between log lines, higher is cheaper)
 and ``g_params`` (the generator's parameter count, lower is cheaper). ``gansearch search --cost
 params|images_per_s`` hands the score and one cost to Optuna's multi-objective TPE; ``review``
-lists the non-dominated trials of any search and ``--plots`` draws them (pareto.png).
+lists the non-dominated trials of any search and ``--plots`` draws them (pareto.png, drawn by
+search/review/pareto.py; this module only collects).
 
 Example::
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gan_core.errors import GansearchError
@@ -128,33 +128,3 @@ def format_front(exp: Experiment, cost: str) -> str:
     for p in best:
         lines.append(f"  {p.trial_id}  {exp.metric} {p.quality:.4g}  {metric} {p.cost:.4g}  ({p.status})")
     return "\n".join(lines)
-
-
-def plot_front(exp: Experiment, cost: str, path: str | Path) -> Path:
-    """pareto.png: every finished trial's score against its cost, the front joined as steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    points, best = pareto(exp, cost)
-    metric, _, label = COSTS[cost]
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    others = [p for p in points if p not in best]
-    ax.scatter([p.cost for p in others], [p.quality for p in others], c="0.6", s=18, label="dominated")
-    ax.step([p.cost for p in best], [p.quality for p in best], where="post", c="C3", lw=1)
-    ax.scatter([p.cost for p in best], [p.quality for p in best], c="C3", s=28, label="Pareto front", zorder=3)
-    for p in best:
-        ax.annotate(p.trial_id, (p.cost, p.quality), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    if cost == "params" and points:
-        ax.set_xscale("log")
-    ax.set_xlabel(f"{label} ({metric})")
-    ax.set_ylabel(f"{exp.metric} ({exp.mode})")
-    ax.set_title(f"{exp.name}: quality vs cost")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out

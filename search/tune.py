@@ -37,7 +37,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from gan_core.config import dump_config, from_dict, to_dict
 from gan_core.errors import GansearchError
-from search import ray_address
+from search import grow, ray_address
 from search.driver import absolute_data_paths, absolute_env, driver_classifier, write_bytes
 from search.experiment import (
     BASE_FILE,
@@ -61,6 +61,7 @@ from search.experiment import (
     trial_params,
     write_summary,
 )
+from search.pareto import ThroughputMeter, cost_metric, generator_params
 from search.space import PBT_MUTABLE_PREFIXES, ChoiceParam, FloatParam, IntParam, Space, random_draws
 from search.storage import Folder, is_uri, normalise
 from search.study_db import RedactedRDBStorage, redact, resolve_stored, study_url
@@ -90,6 +91,7 @@ class SearchOptions:
     scheduler: str | None = None
     max_failures: int = 2
     verbose: int = 1
+    cost: str | None = None  # a second objective for Optuna: a search/pareto.py COSTS name
 
 
 @dataclass
@@ -228,6 +230,7 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         _restore(checkpoint, run_dir, ctx, cfg)
 
     timing = {"loop_start": 0.0, "in_report": 0.0}
+    meter, g_params = ThroughputMeter(), generator_params(cfg)  # the costs (search/pareto.py)
 
     def should_stop() -> bool:  # called before every step; the first call ends start-up
         if not timing["loop_start"]:
@@ -252,6 +255,8 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             "startup_s": startup,
             "report_s": timing["in_report"],
             "train_eval_s": t0 - started - startup - timing["in_report"],
+            "images_per_s": meter.value(metrics["images_seen"] / max(t0 - started - timing["in_report"], 1e-9)),
+            "g_params": g_params,
         }
         assert rd is not None
         # Staged outside the trial folder (whose files Ray syncs as artifacts); when Tune stops
@@ -264,7 +269,7 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             timing["in_report"] += time.time() - t0
 
     result = train(cfg, run_dir, device=device, progress=False, evaluator=evaluator,
-                   callbacks=Callbacks(on_eval=on_eval, should_stop=should_stop))
+                   callbacks=Callbacks(on_eval=on_eval, should_stop=should_stop, on_log=meter.on_log))
     if result.status == "diverged":
         raise TrialDiverged(result.reason or "non-finite values")
 
@@ -301,12 +306,18 @@ class BudgetOptunaSearch(OptunaSearch):
         self.budget_images = budget_images
         self._points: dict[str, dict[str, Any]] = {}  # trial id -> best/last values and images
 
+    @property
+    def quality(self) -> str:
+        """The score's metric (the first of a multi-objective search's, the cost comes second)."""
+        return self.metric[0] if isinstance(self.metric, list) else self.metric
+
     def _note(self, trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
         p = self._points.setdefault(trial_id, {"best": None, "best_images": None, "last": None, "images": 0,
                                                "step": 0})
-        value, images = result.get(self.metric), int(result.get("images_seen", 0) or 0)
+        value, images = result.get(self.quality), int(result.get("images_seen", 0) or 0)
         p["images"], p["last"] = images, float(value) if finite(value) else None
-        better = p["best"] is None or (value < p["best"] if self.mode == "min" else value > p["best"])
+        mode = self.mode[0] if isinstance(self.mode, list) else self.mode
+        better = p["best"] is None or (value < p["best"] if mode == "min" else value > p["best"])
         if finite(value) and better:
             p["best"], p["best_images"] = float(value), images
         return p
@@ -337,7 +348,7 @@ class BudgetOptunaSearch(OptunaSearch):
         if p.get("images", 0) < self.budget_images:
             return super().on_trial_complete(trial_id, None, False)  # no value and no error: PRUNED
         best = p.get("best")
-        return super().on_trial_complete(trial_id, {**result, self.metric: best} if best is not None else result)
+        return super().on_trial_complete(trial_id, {**result, self.quality: best} if best is not None else result)
 
 
 # ----------------------------------------------------------------------------- building the Tuner
@@ -364,7 +375,9 @@ def _pbt_population(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
-                 callbacks: list[Any], classifier: bytes | None = None) -> Any:
+                 callbacks: list[Any], classifier: bytes | None = None, grow_from: int = 0) -> Any:
+    """The Tuner of a new search, or (``grow_from``: the study's trial count) of ``opts.trials``
+    more trials for a stored one: its searcher loads the same study, no point is evaluated again."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
 
     s = space.search
@@ -403,11 +416,11 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
         search_alg = BudgetOptunaSearch(
             budget_images=space.budget.images,
             space=space.define_by_run(opts.seed),
-            metric=metric,
-            mode=mode,
-            points_to_evaluate=space.all_points(),
-            sampler=optuna.samplers.TPESampler(seed=opts.seed,
-                                               n_startup_trials=space.n_startup_trials(trials)),
+            metric=[metric, cost_metric(opts.cost)[0]] if opts.cost else metric,
+            mode=[mode, cost_metric(opts.cost)[1]] if opts.cost else mode,
+            points_to_evaluate=None if grow_from else space.all_points(),
+            sampler=optuna.samplers.TPESampler(seed=opts.seed + grow_from,  # new draws when grown
+                                               n_startup_trials=space.n_startup_trials(trials + grow_from)),
             study_name=opts.name,
             storage=storage,
         )
@@ -532,10 +545,11 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
 
 
 def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = False,
-                  connect_timeout: float = ray_address.DEFAULT_CONNECT_TIMEOUT) -> SearchOutcome:
+                  connect_timeout: float = ray_address.DEFAULT_CONNECT_TIMEOUT, more: int = 0) -> SearchOutcome:
     """Continue an interrupted search: unfinished trials resume from their latest checkpoints,
     finished ones are kept, new ones are drawn until the trial count is reached; failed trials
-    stay failed unless ``retry_failed`` (then they resume from their latest checkpoint)."""
+    stay failed unless ``retry_failed`` (then they resume from their latest checkpoint). Then
+    ``more`` trials are added, warm-started from the whole study (search/grow.py)."""
     exp = normalise(exp)
     folder = Folder(exp)
     state = read_state(folder)
@@ -543,6 +557,8 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
     url = resolve_stored(state.get("optuna_storage"))  # a redacted URL: the real one from the environment
     if not tune.Tuner.can_restore(exp):
         raise GansearchError(f"{exp}: no Ray Tune experiment state to resume")
+    if more:
+        grow.check_growable(state, more)
     absolute_env()
     started = _init_ray(address, connect_timeout)
     try:
@@ -554,9 +570,18 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
             {"cpu": state["options"]["cpus_per_trial"] or space.search.cpus_per_trial,
              "gpu": state["options"]["gpus_per_trial"]},
         )
-        tuner = tune.Tuner.restore(exp, trainable, resume_unfinished=True,
-                                   resume_errored=retry_failed, restart_errored=False)
-        tuner.fit()
+        if not more or grow.needs_restore(folder):
+            tune.Tuner.restore(exp, trainable, resume_unfinished=True, resume_errored=retry_failed,
+                               restart_errored=False).fit()
+        if more:
+            import optuna
+
+            n = len(optuna.load_study(study_name=state["name"], storage=url).trials)
+            state, _, _ = grow.grown_state(folder, space, more)
+            known = {f.name for f in dataclasses.fields(SearchOptions)}
+            opts = SearchOptions(**{k: v for k, v in state["options"].items() if k in known}
+                                 | {"trials": more, "address": address, "optuna_storage": url})
+            _build_tuner(space, opts, exp, url, [], blob, grow_from=n).fit()
         return finish(exp, space, url, state)
     finally:
         if started:

@@ -1,4 +1,5 @@
-"""``gansearch resume``: continue an interrupted search where it stopped (Ray Tune's Tuner.restore)."""
+"""``gansearch resume``: continue an interrupted search where it stopped (Ray Tune's Tuner.restore),
+or grow a search by N more trials (--trials N)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ from search.ray_address import DEFAULT_CONNECT_TIMEOUT
 EXAMPLE = """example:
   gansearch resume runs/quick
   gansearch resume s3://my-bucket/gansearch/dcgan --address auto
+  gansearch resume runs/quick --trials 8        # 8 more trials, TPE warm-started from all stored ones
 
 Trials that finished are kept, unfinished ones continue from their latest checkpoint, and new
 trials are drawn until the search's trial count is reached: no trial runs twice, none is lost.
 Failed trials (diverged or crashed) stay failed unless --retry-failed. A search whose Optuna
 study is in a database with a password (GANSEARCH_OPTUNA_STORAGE) needs that variable set again:
-the experiment keeps the URL only redacted."""
+the experiment keeps the URL only redacted.
+
+--trials N adds N trials to a finished (or, after finishing it, an interrupted) search: a new
+Tune run in the same folder whose Optuna sampler loads the same study, so TPE learns from every
+stored trial; no trial runs again and review, export and retrain see all trials."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,14 +36,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="seconds to wait for the cluster to answer before giving up in one line")
     p.add_argument("--retry-failed", action="store_true",
                    help="also resume failed trials from their latest checkpoint")
+    p.add_argument("--trials", type=int, metavar="N",
+                   help="add N more trials (not a total) after the stored ones, TPE warm-started from them")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from gan_core.errors import GansearchError
     from search.tune import resume_search
 
+    if args.trials is not None and args.trials < 1:
+        raise GansearchError(f"--trials: must be >= 1 (trials to add), got {args.trials}")
     outcome = resume_search(args.experiment, address=args.address, retry_failed=args.retry_failed,
-                            connect_timeout=args.connect_timeout)
+                            connect_timeout=args.connect_timeout, more=args.trials or 0)
     print(format_outcome(outcome), flush=True)
     if outcome.interrupted:
         return 130

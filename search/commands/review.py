@@ -14,6 +14,8 @@ EXAMPLE = """example:
   gansearch review s3://my-bucket/gansearch/dcgan --top 5
   gansearch review runs/quick --csv leaderboard.csv --json leaderboard.json
   gansearch review runs/quick --plots runs/quick/plots --optuna-plots
+  gansearch review runs/quick --confirm 3 --seeds 3 --export best.yaml   # top 3 on 3 more seeds
+  gansearch review runs/quick --cost params --plots runs/quick/plots      # Pareto front, pareto.png
   gansearch retrain best.yaml --out runs/best
 
 prints the leaderboard (rank, trial, each trial's best score, the images at which it was
@@ -29,7 +31,15 @@ leaderboard, one record per trial: rank, trial, status, reason, the best score a
 at it, the last score and images seen, every searched parameter (by config key), and every
 metric at the best point (best.<name>) and in the last report (last.<name>). Reads the
 folder's files only (without Ray), so a search still running, an interrupted one, or one on a cluster's storage (s3:// or gs://, or a copy) can
-be reviewed; nothing in it is changed."""
+be reviewed; nothing in it is changed, except by --confirm.
+
+--confirm K re-trains the top K finished trials' configs on --seeds S further seeds each at the
+full budget (in this process, one after another), prints each config's mean and sd over those
+seeds (the search's own score is not averaged in: it was selected for being good), writes
+confirm.json and the runs (confirm/<trial>/seed_<seed>/) into the experiment, marks those rows
+in the leaderboard, and makes --export write the config with the best mean. --cost params |
+images_per_s lists the trials no other trial beats on both score and cost (the Pareto front;
+the search's own --cost by default) and, with --plots, draws pareto.png."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +58,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="FILE.json", help="write the leaderboard with every parameter and metric here")
     p.add_argument("--include-stopped", action="store_true",
                    help="count early-stopped trials (at their best score, fewer images) in the Lucic et al. study")
+    p.add_argument("--confirm", type=int, metavar="K",
+                   help="re-train the top K configs on --seeds further seeds; --export takes the best mean")
+    p.add_argument("--seeds", type=int, default=3, metavar="S", help="further seeds per config for --confirm")
+    p.add_argument("--cost", choices=["params", "images_per_s"],
+                   help="list the score/cost Pareto front (and draw pareto.png with --plots); "
+                        "None: the search's --cost, if it had one")
     p.set_defaults(run=run)
 
 
@@ -62,17 +78,34 @@ def run(args: argparse.Namespace) -> int:
         raise GansearchError(f"--export: {args.export!r} must end in .yaml")
     if args.optuna_plots and not args.plots:
         raise GansearchError("--optuna-plots: only used with --plots DIR (where to write them)")
+    if args.confirm is not None and (args.confirm < 1 or args.seeds < 1):
+        raise GansearchError(f"--confirm/--seeds: must be >= 1, got --confirm {args.confirm} --seeds {args.seeds}")
     exp = review.load_experiment(args.experiment)
     if args.trial:
         exp.trial(args.trial)  # a bad ID fails before anything is printed or written
+    confirmed = None
+    if args.confirm:
+        from search.confirm import confirm, format_report
+
+        confirmed = confirm(exp, args.confirm, args.seeds)
     print(review.format_leaderboard(exp, args.top))
+    if confirmed is not None:
+        print()
+        print(format_report(confirmed))
+    cost = args.cost or (exp.state.get("options") or {}).get("cost")
+    if cost:
+        from search.pareto import format_front
+
+        print()
+        print(format_front(exp, cost))
     print()
     print(review.format_importance(*review.importance(exp)))
     print()
     groups = review.lucic_groups(exp, include_stopped=args.include_stopped)
     print(review.format_lucic(exp, groups, args.include_stopped))
     if args.export:
-        t, _ = review.export_config(exp, args.export, args.trial)
+        pick = args.trial or (confirmed.best.trial_id if confirmed and confirmed.best else None)
+        t, _ = review.export_config(exp, args.export, pick)
         print()
         print(f"exported trial {t.trial_id} ({review.status_text(t)}; best point: {exp.metric} "
               f"{review.fmt(t.score)} after {t.best_images} images, checkpoint {t.checkpoint or 'not on disk'}) "
@@ -82,6 +115,12 @@ def run(args: argparse.Namespace) -> int:
         from search.review.plots import write_plots
 
         paths = write_plots(exp, args.plots, top=args.top, include_stopped=args.include_stopped)
+        if cost:
+            from pathlib import Path
+
+            from search.review.pareto import draw_front
+
+            paths.append(draw_front(exp, cost, Path(args.plots) / "pareto.png"))
         note = ""
         if args.optuna_plots:
             from search.review.optuna_plots import write_optuna_plots

@@ -11,11 +11,13 @@ EXAMPLE = """example:
   gansearch search --space spaces/quick.yaml --name quick
   gansearch search --space spaces/mnist-dcgan.yaml --name dcgan --address auto \\
       --storage s3://my-bucket/gansearch --gpus-per-trial 0.25 --max-concurrent 16
+  gansearch search --space spaces/quick.yaml --name quick-cheap --cost params   # score vs size
 
 writes into STORAGE/NAME: Ray Tune's trial folders (checkpoints, samples, logs), the Optuna
 study (optuna.db), summary.json and best_config.yaml (train it with
 `gansearch train --config STORAGE/NAME/best_config.yaml --out runs/best`).
-An interrupted search continues with `gansearch resume STORAGE/NAME`.
+An interrupted search continues with `gansearch resume STORAGE/NAME`, a finished one grows with
+`gansearch resume STORAGE/NAME --trials N`.
 The space language is documented in spaces/README.md."""
 
 
@@ -50,6 +52,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-failures", type=int, default=2, metavar="N",
                    help="retries of a crashed trial from its last checkpoint (-1: unlimited)")
     p.add_argument("--quiet", action="store_true", help="no Ray Tune progress tables")
+    p.add_argument("--cost", choices=["params", "images_per_s"],
+                   help="search two objectives with Optuna's multi-objective TPE: the score and this cost "
+                        "(generator parameters, fewer is better, or training images/s, more is better), "
+                        "e.g. --cost params; `review` then lists and draws the Pareto front")
     p.set_defaults(run=run)
 
 
@@ -71,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     optuna_url, _ = from_command(args.optuna_storage)  # a password only through the environment
     # Everything about the space is checked before Ray (or the search.tune import) starts.
     space = load_space(args.space, build_models=True)
+    if args.cost and (args.scheduler or space.search.scheduler) == "pbt":
+        raise GansearchError("--cost: a PBT search has no Optuna sampler to take a second objective; "
+                             "use --scheduler asha or fifo")
     if args.scheduler == "pbt" and not space.pbt_mutable():
         raise GansearchError(f"{args.space}: --scheduler pbt needs a top-level range or choice over a "
                              "key PBT may change in a running trial (optim.*, balance.*, dropout ...)")
@@ -93,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         max_failures=args.max_failures,
         verbose=0 if args.quiet else 1,
+        cost=args.cost,
     ))
     print(format_outcome(outcome), flush=True)
     if outcome.interrupted:

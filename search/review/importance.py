@@ -35,7 +35,7 @@ def importance(exp: ReviewedExperiment) -> tuple[list[tuple[str, float]], str]:
         if study is not None:
             states = optuna.trial.TrialState
             complete = [t for t in study.get_trials(deepcopy=False, states=(states.COMPLETE,))
-                        if t.value is not None and math.isfinite(t.value)]
+                        if t.values and math.isfinite(t.values[0])]  # the score (a --cost search: values[1])
             # Only trials at the full budget: scores at 128k and 384k images do not compare.
             # The search tells Optuna a trial stopped early as PRUNED and records images_seen.
             done = [t for t in complete if _at_full_budget(t, exp.budget_images)]
@@ -48,7 +48,7 @@ def importance(exp: ReviewedExperiment) -> tuple[list[tuple[str, float]], str]:
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                        imp = optuna.importance.get_param_importances(target)
+                        imp = optuna.importance.get_param_importances(target, target=lambda t: t.values[0])
                 except (RuntimeError, ValueError) as exc:
                     why = f"Optuna could not compute importances ({str(exc).splitlines()[0]})"
                 else:

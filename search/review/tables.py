@@ -67,21 +67,25 @@ def format_leaderboard(exp: ReviewedExperiment, top: int = 10) -> str:
     suffixes = {k.rsplit("_", 1)[-1] for k in parts if "_" in k}
     cut = (len(suffixes) == 1 and all("_" in k for k in parts)
            and suffixes.pop()[:1].isdigit())  # cis_2k, recall_2k: one sample count for all
-    header = ["rank", "trial", exp.metric, "at", "last", *[k.rsplit("_", 1)[0] if cut else k for k in parts],
+    from search.confirm import read_marks  # review --confirm: mean±sd over further seeds
+
+    marks = read_marks(exp)
+    conf = ["confirmed"] if marks else []
+    header = ["rank", "trial", exp.metric, "at", "last", *conf, *[k.rsplit("_", 1)[0] if cut else k for k in parts],
               *[p.short for p in exp.searched], "images", "status"]
     rows = []
     for i, t in enumerate(shown, 1):
         m = metric_parts(t, exp.metric)
         rows.append([str(i), t.trial_id, fmt(t.score), fmt(t.best_images), fmt(t.last_score),
-                     *[fmt(m.get(k)) for k in parts],
+                     *[marks.get(t.trial_id, "-") for _ in conf], *[fmt(m.get(k)) for k in parts],
                      *[fmt(param_value(exp, t, p)) for p in exp.searched], str(t.images_seen), status_text(t)])
     unranked = [t for t in exp.trials if t not in ranked]
     for t in unranked:
-        rows.append(["-", t.trial_id, "-", "-", "-", *["-" for _ in parts],
+        rows.append(["-", t.trial_id, "-", "-", "-", *["-" for _ in conf + parts],
                      *[fmt(param_value(exp, t, p)) for p in exp.searched], str(t.images_seen), status_text(t)])
     nums = set(range(len(header))) - {1, len(header) - 1}
     lines.append("")
-    lines.append(table(header, rows, right={i for i in nums if i < 5 + len(parts)} | {0, len(header) - 2}))
+    lines.append(table(header, rows, right={i for i in nums if i < 5 + len(conf) + len(parts)} | {0, len(header) - 2}))
     if len(ranked) > len(shown):
         lines.append(f"... and {len(ranked) - len(shown)} more ranked trials (--top to see more)")
     why = [t for t in exp.trials if not t.status.finished or (t.status is TrialStatus.STOPPED and t in shown)]

@@ -1,0 +1,182 @@
+"""Growing a search (resume --trials), seed-robust winners (review --confirm) and the
+compute-aware two-objective search (--cost), on a real local Ray with tiny trials."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = """
+base: mnist-mlp
+budget: {{images: {images}, eval_every: 512, grace_images: 512}}
+params:
+  optim.d.lr: {{float: [1.0e-4, 1.0e-2], log: true}}
+  model.g_depth: {{int: [1, 3]}}
+  model.width: {{choice: [0.03125, 0.0625]}}
+  model.latent_dim: 16
+  train.batch_size: 32
+  train.log_every: 256
+  train.sample_every: 1024
+  train.checkpoint_every: 0
+  eval.n: 64
+search: {{scheduler: fifo}}
+"""
+
+
+def tiny_space(tmp_path: Path, name: str, images: int = 1024):
+    from search.space import load_space
+
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(TINY.format(images=images))
+    return load_space(path)
+
+
+def command(*argv: str) -> int:
+    """Run one gansearch command's own parser and ``run`` (Ray already started by the fixture)."""
+    import argparse
+    import importlib
+
+    parser = argparse.ArgumentParser(prog="gansearch")
+    importlib.import_module(f"search.commands.{argv[0]}").add_parser(parser.add_subparsers())
+    args = parser.parse_args(list(argv))
+    return int(args.run(args) or 0)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    ray.shutdown()
+    env = {k: v for k, v in __import__("os").environ.items() if k in ("GANSEARCH_DATA", "GANSEARCH_CACHE")}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": env | {"PYTHONPATH": str(REPO)}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_resume_trials_adds_trials_warm_started_from_the_stored_ones(tmp_path, capsys):
+    import optuna
+
+    from gan_core.errors import GansearchError
+    from search.experiment import open_experiment
+    from search.tune import SearchOptions, run_search
+
+    space = tiny_space(tmp_path, "grow")
+    first = run_search(space, SearchOptions(name="grow", storage=str(tmp_path / "runs"), trials=2, seed=5,
+                                            verbose=0))
+    assert [r.status for r in first.rows] == ["completed"] * 2 and not first.interrupted
+    exp = Path(first.experiment_path)
+    before = {r.trial_id: digest(Path(r.path) / "result.json") for r in first.rows}
+
+    assert command("resume", str(exp), "--trials", "2") == 0  # two more, through the command line
+    out = capsys.readouterr().out
+    assert "(4 trials: 4 completed)" in out
+
+    grown = open_experiment(exp)
+    ids = [t.trial_id for t in grown.trials]
+    assert len(ids) == len(set(ids)) == 4 and set(before) < set(ids)
+    for tid, d in before.items():  # the first two were not run again
+        assert digest(Path(grown.trial(tid).path) / "result.json") == d
+    state = json.loads((exp / "gansearch.json").read_text())
+    assert state["options"]["trials"] == 4 and state["grown"][0]["added"] == 2
+    summary = json.loads((exp / "summary.json").read_text())
+    assert len(summary["trials"]) == 4 and not summary["interrupted"]
+
+    # One study holds all four, numbered on from the first two (so the new trials got new seeds).
+    study = optuna.load_study(study_name="grow", storage=f"sqlite:///{exp / 'optuna.db'}")
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert {t.user_attrs["tune_trial_id"] for t in trials} == set(ids)
+    seeds = {t.results[-1]["trial_seed"] for t in grown.trials}
+    assert len(seeds) == 4
+
+    # TPE drew trial 2 from the two stored trials: the same seeded sampler over a study holding
+    # just them proposes its values, and a sampler over an empty study does not.
+    def replay(stored: list) -> dict:
+        memory = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(
+            seed=5 + 2, n_startup_trials=space.n_startup_trials(4)))
+        for t in stored:
+            memory.add_trial(optuna.trial.create_trial(params=t.params, distributions=t.distributions,
+                                                       value=t.value))
+        trial = memory.ask()
+        space.define_by_run(5)(trial)
+        return trial.params
+
+    assert replay(trials[:2]) == trials[2].params
+    assert replay([]) != trials[2].params
+
+    # Growing by no trials is refused in one line.
+    with pytest.raises(GansearchError, match="--trials: must be >= 1"):
+        command("resume", str(exp), "--trials", "0")
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_two_objective_search_then_pareto_front_and_confirmed_winner(tmp_path, capsys):
+    import optuna
+
+    from gan_core.config import load_config
+    from search.confirm import CONFIRM_FILE
+    from search.experiment import BestPoint, open_experiment
+
+    space_file = tmp_path / "mo.yaml"
+    space_file.write_text(TINY.format(images=1024))
+    assert command("search", "--space", str(space_file), "--name", "mo", "--storage", str(tmp_path / "runs"),
+                   "--trials", "3", "--seed", "2", "--cost", "params", "--quiet") == 0
+    exp = tmp_path / "runs" / "mo"
+    capsys.readouterr()
+
+    # One study, two directions: the score and the generator's parameter count, both minimised.
+    study = optuna.load_study(study_name="mo", storage=f"sqlite:///{exp / 'optuna.db'}")
+    assert study.directions == [optuna.study.StudyDirection.MINIMIZE] * 2
+    record = open_experiment(exp)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 3
+    for t in done:  # told the best score and the cost the trial measured
+        trial = record.trial(t.user_attrs["tune_trial_id"])
+        assert t.values == [trial.score, trial.last["g_params"]]
+        assert trial.last["images_per_s"] > 0
+    assert len({t.values[1] for t in done}) >= 2  # widths and depths differ, so do the sizes
+
+    # review lists the front (checked here by brute force) and draws it; --confirm re-trains the
+    # top two on two further seeds and --export takes the best mean.
+    values = {t.user_attrs["tune_trial_id"]: t.values for t in done}
+    front = {a for a, (q, c) in values.items()
+             if not any(q2 <= q and c2 <= c and (q2 < q or c2 < c) for b, (q2, c2) in values.items() if b != a)}
+    plots, best_yaml = tmp_path / "plots", tmp_path / "best.yaml"
+    assert command("review", str(exp), "--plots", str(plots), "--confirm", "2", "--seeds", "2",
+                   "--export", str(best_yaml)) == 0
+    out = capsys.readouterr().out
+    listed = out.split("Pareto front", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    assert {line.split()[0] for line in listed} == front, out
+    png = (plots / "pareto.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+    report = json.loads((exp / CONFIRM_FILE).read_text())
+    top2 = [t.trial_id for t in record.ranked()[:2]]
+    assert sorted(c["trial_id"] for c in report["configs"]) == sorted(top2)
+    for c in report["configs"]:
+        assert len(c["seeds"]) == len(set(c["seeds"])) == 2 and len(c["scores"]) == 2
+        assert c["mean"] == pytest.approx(sum(c["scores"]) / 2)
+        assert c["sd"] == pytest.approx(abs(c["scores"][0] - c["scores"][1]) / 2 ** 0.5)
+        assert c["images"] == [1024, 1024]
+        for seed in c["seeds"]:  # real runs of the trial's config with the further seed
+            cfg = load_config(exp / "confirm" / c["trial_id"] / f"seed_{seed}" / "config.yaml")
+            assert cfg.train.seed == seed and cfg.model.g_depth == record.trial(c["trial_id"]).config.model.g_depth
+    means = {c["trial_id"]: c["mean"] for c in report["configs"]}
+    assert report["best"] == min(means, key=means.get)
+    assert BestPoint.from_config_text(best_yaml.read_text()).trial == report["best"]
+    # The leaderboard marks the confirmed rows with mean±sd (2 seeds).
+    board = out.split("confirmed on 2 further seeds", 1)[0]
+    assert " confirmed " in board and f"{means[report['best']]:.4g}±" in board and "(2 seeds)" in board
+    assert len(open_experiment(exp).trials) == 3  # the confirmation runs are not trials
