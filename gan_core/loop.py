@@ -38,7 +38,7 @@ from gan_core.errors import GansearchError
 from gan_core.events import EventWriter, progress_bar
 from gan_core.interrupts import StopRequest, stop_on_signals
 from gan_core.io import RunLock, append_jsonl, atomic_write_text, read_jsonl, remove_stale_tmp
-from gan_core.optim import build_optimizer, clip_gradients
+from gan_core.optim import apply_hyperparameters, build_optimizer, clip_gradients
 from gan_core.sampling import cycling_labels, generate, one_hot
 
 Evaluator = Callable[[torch.Tensor, "torch.Tensor | None"], dict[str, float]]
@@ -198,10 +198,9 @@ class Trainer:
             self.aug_gen.set_state(rng["augment"].cpu())
         if rng.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
-        # The configured hyperparameters win over what the optimiser state carried.
-        for opt, side in ((self.opt_d, self.cfg.optim.d), (self.opt_g, self.cfg.optim.g)):
-            for group in opt.param_groups:
-                group["initial_lr"] = side.lr
+        # The configured hyperparameters win over what the optimiser state carried (PBT's new ones).
+        apply_hyperparameters(self.opt_d, self.sched_d, self.cfg.optim.d)
+        apply_hyperparameters(self.opt_g, self.sched_g, self.cfg.optim.g)
 
     def save(self, status: str = "running") -> None:
         if self.run_dir is not None and self.saved != (self.step, status):

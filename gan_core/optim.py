@@ -36,6 +36,28 @@ def build_optimizer(
     return opt, sched
 
 
+def apply_hyperparameters(
+    opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LambdaLR, cfg: OptimSide
+) -> None:
+    """Make the configured hyperparameters win over a loaded optimiser and scheduler state.
+
+    ``load_state_dict`` brings back the saved learning rate (the scheduler's ``base_lrs``), betas,
+    alpha and momentum; a run restarted with new values (PBT's perturbed ones) would silently keep
+    the old ones. The decay so far is kept: lr = cfg.lr * the schedule's factor at its step. Uses
+    only the scheduler's public attributes (``base_lrs``, ``lr_lambdas``, ``last_epoch``)."""
+    sched.base_lrs = [cfg.lr for _ in opt.param_groups]
+    factors = [f(sched.last_epoch) for f in sched.lr_lambdas]
+    for group, factor in zip(opt.param_groups, factors, strict=True):
+        group["initial_lr"] = cfg.lr
+        group["lr"] = cfg.lr * factor
+        if "betas" in group:
+            group["betas"] = (cfg.beta1, cfg.beta2)
+        if "alpha" in group:
+            group["alpha"] = cfg.alpha
+        if "momentum" in group:
+            group["momentum"] = cfg.momentum
+
+
 def clip_gradients(params: list[nn.Parameter], clip_value: float | None) -> None:
     """Element-wise gradient clipping, Keras' ``clipvalue``."""
     if clip_value is not None and clip_value > 0:

@@ -163,39 +163,17 @@ def _restore(checkpoint: Any, run_dir: Path, ctx: TrialContext, cfg: Any) -> Non
     if ctx.scheduler != "pbt":
         return
     # PBT restarts a trial with a perturbed config from another trial's checkpoint: write the new
-    # hyperparameters into the checkpoint (the loop re-applies them), but only keys that never
-    # change a weight's shape; anything else still makes the loop refuse.
+    # config into the checkpoint (the loop applies its optimiser hyperparameters when it loads the
+    # state: gan_core.optim.apply_hyperparameters), but only keys that never change a weight's
+    # shape; anything else still makes the loop refuse.
     state = load_checkpoint(run_dir / "checkpoint.pt")
     changed = diff(from_dict(state["config"]), cfg)
     allowed = PBT_MUTABLE_PREFIXES + ("train.seed", "name")
     if changed and all(k.startswith(allowed) for k in changed):
         state["config"] = to_dict(cfg)
-        _apply_optim_hyperparameters(state, cfg)
         state.pop("version", None)
         save_checkpoint(state, run_dir / "checkpoint.pt")
 
-
-def _apply_optim_hyperparameters(state: dict[str, Any], cfg: Any) -> None:
-    """Write the configured optimiser hyperparameters into the saved optimiser and scheduler
-    states: loading a state_dict restores the old learning rate (the scheduler's base_lrs), so
-    without this a perturbed learning rate would be silently ignored."""
-    for side_name in ("d", "g"):
-        side = getattr(cfg.optim, side_name)
-        opt, sched = state[f"opt_{side_name}"], state[f"sched_{side_name}"]
-        base = sched.get("base_lrs") or []
-        last = sched.get("_last_lr") or base
-        factor = last[0] / base[0] if base and base[0] else 1.0  # Keras-style decay so far
-        sched["base_lrs"] = [side.lr for _ in base]
-        sched["_last_lr"] = [side.lr * factor for _ in base]
-        for group in opt["param_groups"]:
-            group["lr"] = side.lr * factor
-            group["initial_lr"] = side.lr
-            if "betas" in group:
-                group["betas"] = (side.beta1, side.beta2)
-            if "alpha" in group:
-                group["alpha"] = side.alpha
-            if "momentum" in group:
-                group["momentum"] = side.momentum
 
 
 def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
