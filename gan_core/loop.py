@@ -41,7 +41,9 @@ from gan_core.io import RunLock, append_jsonl, atomic_write_text, read_jsonl, re
 from gan_core.optim import apply_hyperparameters, build_optimizer, clip_gradients
 from gan_core.sampling import cycling_labels, generate, one_hot
 
-Evaluator = Callable[[torch.Tensor, "torch.Tensor | None"], dict[str, float]]
+# What the loop scores samples with: images and labels in, named metrics (with "score") out;
+# gan_core.metrics.Evaluator is one, a test may pass a plain function.
+ScoreFn = Callable[[torch.Tensor, "torch.Tensor | None"], dict[str, float]]
 
 # Per-step statistics, in the order of the vector ``Trainer.train_step`` returns. They are summed
 # on the device and read by the host only when the loop needs them (a log line, a picture, an
@@ -92,7 +94,7 @@ class Trainer:
     """Holds the state of one run; ``train()`` below is the public entry point."""
 
     def __init__(self, cfg: Config, run_dir: Path | None, device: torch.device,
-                 evaluator: Evaluator | None) -> None:
+                 evaluator: ScoreFn | None) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
         self.device = device
@@ -327,7 +329,7 @@ class Trainer:
         return {"step": self.step, "images_seen": self.images_seen, **metrics}
 
 
-def _build_evaluator(cfg: Config, device: torch.device) -> Evaluator | None:
+def _build_evaluator(cfg: Config, device: torch.device) -> ScoreFn | None:
     if not cfg.eval.enabled:
         return None
     from gan_core import metrics
@@ -366,7 +368,7 @@ def train(
     device: str = "auto",
     callbacks: Callbacks | None = None,
     progress: bool = True,
-    evaluator: Evaluator | None = None,
+    evaluator: ScoreFn | None = None,
 ) -> TrainResult:
     """Train ``cfg`` for ``cfg.train.images`` images; resume from ``run_dir`` if it holds a
     checkpoint. Returns how the run ended; a NaN ends it with status ``diverged``, not a crash.
@@ -392,7 +394,7 @@ def train(
 
 
 def _train(cfg: Config, run_path: Path | None, dev: torch.device, cb: Callbacks, progress: bool,
-           evaluator: Evaluator | None, stop: StopRequest) -> TrainResult:
+           evaluator: ScoreFn | None, stop: StopRequest) -> TrainResult:
     """``train()`` once the run directory is locked and the stop request is set up."""
     state = None
     if run_path is not None:
