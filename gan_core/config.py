@@ -65,8 +65,9 @@ class ModelConfig:
     g_activation: str = field(default="leaky_relu", metadata=_choices("relu", "leaky_relu"))
     d_activation: str = field(default="leaky_relu", metadata=_choices("relu", "leaky_relu"))
     leaky_slope: float = 0.3  # Keras' LeakyReLU() default, as seed 002 uses it
-    # Weight init of every Linear/Conv layer: ``seed`` is each architecture's own (Keras'
-    # Glorot-uniform for mlp and dcgan-*, seed 004's for cgan, DCGAN's for dcgan-lite);
+    # Weight init of every Linear/Conv layer: ``seed`` is each architecture's own, as its seed
+    # system had it (not a random seed; the value stays so that saved configs and searches keep
+    # loading) (Keras' Glorot-uniform for mlp and dcgan-*, seed 004's for cgan, DCGAN's for dcgan-lite);
     # ``torch`` is PyTorch's default (Kaiming-uniform, a=sqrt(5): about half Glorot's scale on
     # wide layers, which trains the dense GAN faster); ``dcgan`` is N(0, 0.02).
     init: str = field(default="seed", metadata=_choices("seed", "torch", "dcgan"))

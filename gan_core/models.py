@@ -110,8 +110,8 @@ def _keras_init(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def _seed004_init(module: nn.Module) -> None:
-    """Seed 004's "He et al." init: truncated normal, stddev 2/sqrt(number of weights)
+def _truncated_normal_init(module: nn.Module) -> None:
+    """The conditional seed system's (004) "He et al." init: truncated normal, stddev 2/sqrt(number of weights)
     (truncated at 2 stddev like tf.truncated_normal), zero biases."""
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
@@ -394,8 +394,8 @@ def _build_cgan(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
                          nn.Linear(fc, 1))
     G = Generator(nn.Sequential(*g), **_g_meta(cfg, "cgan", shape, num_classes, True))
     D = Discriminator(nn.Sequential(*d), head, **_meta("cgan", shape, num_classes, True))
-    _seed004_init(G)
-    _seed004_init(D)
+    _truncated_normal_init(G)
+    _truncated_normal_init(D)
     return G, D
 
 
