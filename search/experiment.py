@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import yaml
 
@@ -44,6 +44,8 @@ from gan_core.errors import ConfigError, GansearchError
 from search.storage import Folder, is_uri
 
 if TYPE_CHECKING:
+    from optuna import Study
+
     from search.space import Space
 
 STATE_FILE = "gansearch.json"
@@ -113,7 +115,7 @@ def experiment_path(storage: str | None, name: str) -> str:
 # ----------------------------------------------------------------------------- small rules
 
 
-def finite(v: Any) -> bool:
+def finite(v: Any) -> TypeGuard[float]:
     """A real number that is not NaN or inf (bools are not scores)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -572,7 +574,7 @@ def write_summary(exp: Experiment, *, best_config: str | None, interrupted: bool
     return exp.folder.write_text(SUMMARY_FILE, json.dumps(summary, indent=2, default=str))
 
 
-def open_study(exp: Experiment, tmp: Path) -> Any:
+def open_study(exp: Experiment, tmp: Path) -> Study | None:
     """The search's Optuna study, opened from a local copy of its SQLite file (never the original,
     which a running search may be writing), or from the shared database --optuna-storage named;
     None when there is none."""
