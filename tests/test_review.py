@@ -363,3 +363,118 @@ def test_bad_trial_id(search, tmp_path, capsys):
     assert main(["review", str(path), "--export", str(tmp_path / "x.yaml"), "--trial", "nope"]) == 2
     assert "--trial: 'nope' is not a trial of" in capsys.readouterr().err
     assert not (tmp_path / "x.yaml").exists()
+
+
+# ----------------------------------------------------------------------------- --csv / --json, plot data, Optuna plots
+
+
+def test_leaderboard_csv_and_json(search, tmp_path, capsys):
+    import csv
+
+    path, outcome, _ = search
+    assert main(["review", str(path), "--csv", str(tmp_path / "b.csv"), "--json", str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert f"written to {tmp_path / 'b.csv'}" in out and f"written to {tmp_path / 'b.json'}" in out
+    with open(tmp_path / "b.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    doc = json.loads((tmp_path / "b.json").read_text())
+    assert doc["experiment"] == str(path) and doc["metric"] == "score" and doc["mode"] == "min"
+    assert doc["budget_images"] == 512
+    records = doc["trials"]
+    assert len(rows) == len(records) == len(outcome.rows) == 6
+    cols = doc["columns"]
+    assert list(rows[0]) == cols
+    for col in ("rank", "trial", "status", "reason", "score", "best_images", "last_score", "images_seen",
+                "optim.d.lr", "optim.g.lr", "model.arch", "model.g_depth", "loss.name",
+                "best.cfd_64", "best.precision_64", "best.recall_64", "last.cfd_64"):
+        assert col in cols, col
+    by_id = {r.trial_id: r for r in outcome.rows}
+    ranked = [r for r in records if r["rank"] is not None]
+    assert [r["rank"] for r in ranked] == list(range(1, len(ranked) + 1))
+    assert [r["score"] for r in ranked] == sorted(r["score"] for r in ranked)
+    assert ranked[0]["trial"] == outcome.best.trial_id
+    for rec, row in zip(records, rows, strict=True):
+        want = by_id[rec["trial"]]
+        assert rec["trial"] == row["trial"] and rec["status"] == row["status"] == want.status
+        assert rec["images_seen"] == want.images_seen and int(row["images_seen"]) == want.images_seen
+        assert rec["optim.d.lr"] == want.params["optim.d.lr"] and float(row["optim.d.lr"]) == want.params["optim.d.lr"]
+        if want.status == "diverged":  # no score: null in JSON, an empty cell in CSV, unranked
+            assert rec["score"] is None and row["score"] == "" and rec["rank"] is None
+            assert rec["reason"].startswith("non-finite")
+            continue
+        assert rec["score"] == pytest.approx(want.score) and float(row["score"]) == pytest.approx(want.score)
+        assert rec["best_images"] == want.best_images and rec["last_score"] == pytest.approx(want.last_score)
+        # The score is the cfd at the best point; last.* are the last report's numbers.
+        assert rec["best.cfd_64"] == pytest.approx(want.score)
+        last = results(want.path)[-1]
+        assert rec["last.cfd_64"] == pytest.approx(last["cfd_64"])
+        assert rec["last.recall_64"] == pytest.approx(last["recall_64"])
+
+
+def test_plot_data_is_collected_without_matplotlib(search):
+    """Each plot's data comes from a pure function (no drawing library loaded), numbers from the files."""
+    import subprocess
+    import sys
+
+    path, outcome, _ = search
+    code = (
+        "import json, sys\n"
+        "from search.review import load_experiment, lucic_groups\n"
+        "from search.review.plots import collect_scores, collect_slice, collect_learning_curves, collect_lucic\n"
+        f"exp = load_experiment({str(path)!r})\n"
+        "s = collect_scores(exp)\n"
+        "lr = next(p for p in exp.searched if p.key == 'optim.d.lr')\n"
+        "sl = collect_slice(exp, lr)\n"
+        "lc = collect_learning_curves(exp, 3)\n"
+        "curves, ticks = collect_lucic(exp, lucic_groups(exp))\n"
+        "print(json.dumps({'scores': [[p.label, p.xs, p.ys] for p in s.series],\n"
+        "  'best': s.highlight.xs + s.highlight.ys, 'slice': [[p.label, p.xs, p.ys] for p in sl.series],\n"
+        "  'curves': [[p.label, p.xs, p.ys] for p in lc.series], 'lucic': [[c.ns, c.mean] for c in curves],\n"
+        "  'ticks': ticks, 'mpl': any(m.startswith('matplotlib') for m in sys.modules)}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert data["mpl"] is False
+    exp = review.load_experiment(path)
+    xs = sorted(x for _, x_s, _ in data["scores"] for x in x_s)
+    assert xs == list(range(1, 7))  # every trial once, in the order they started
+    completed = next(ys for label, _, ys in data["scores"] if label == "completed")
+    assert sorted(completed) == sorted(t.score for t in exp.trials if t.status is TrialStatus.COMPLETED)
+    best = exp.best()
+    assert data["best"] == [exp.trials.index(best) + 1, best.score]
+    pts = sorted((x, y) for _, x_s, ys in data["slice"] for x, y in zip(x_s, ys, strict=True))
+    assert pts == sorted((t.params["optim.d.lr"], t.score) for t in exp.trials if t.status.finished)
+    for (label, x_s, ys), t in zip(data["curves"], exp.ranked()[:3], strict=True):
+        assert t.trial_id in label
+        assert list(zip(x_s, ys, strict=True)) == [(r["images_seen"], r["score"]) for r in results(t.path)]
+    for ns, mean in data["lucic"]:
+        assert ns == list(range(1, len(ns) + 1)) and mean == sorted(mean, reverse=True)  # more trials, lower
+    assert data["ticks"][0] == 1
+
+
+def test_optuna_plots(search, tmp_path, capsys):
+    import warnings
+
+    import optuna
+
+    from search.review.optuna_plots import plan_optuna_plots
+
+    path, _, _ = search
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", optuna.exceptions.ExperimentalWarning)  # silenced where drawn
+        assert main(["review", str(path), "--plots", str(tmp_path / "p"), "--optuna-plots"]) == 0
+    out = capsys.readouterr().out
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path / 'optuna.db'}")
+    plans, note = plan_optuna_plots(study.trials, "score")
+    names = [p.name for p in plans]
+    assert names[:3] == ["optimization_history", "slice", "parallel_coordinate"]
+    assert "contour" in names  # optim.d.lr and optim.g.lr are numeric
+    assert "intermediate_values" in names or "intermediate values" in note
+    for p in plans:
+        with Image.open(tmp_path / "p" / p.file_name) as im:
+            assert im.format == "PNG" and im.width >= 400 and im.height >= 150, p.name
+        assert p.file_name in out
+    assert not any(f.name.startswith("optuna_") and f.name not in {p.file_name for p in plans}
+                   for f in (tmp_path / "p").iterdir())
+    assert main(["review", str(path), "--optuna-plots"]) == 2
+    assert "--optuna-plots: only used with --plots DIR" in capsys.readouterr().err

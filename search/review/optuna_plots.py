@@ -98,8 +98,8 @@ def draw_optuna_plots(study: Study, plots: list[OptunaPlot], out: Path) -> list[
             axes = draw(study, **plot.kwargs)
         first = axes.flat[0] if hasattr(axes, "flat") else axes
         fig = first.figure
+        # Optuna lays out its own axes and colour bars (tight_layout would warn on the contour).
         fig.set_size_inches(max(8.0, fig.get_figwidth()), max(4.5, fig.get_figheight()))
-        fig.tight_layout()
         paths.append(save_figure(fig, out / plot.file_name))
     return paths
 

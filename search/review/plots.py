@@ -114,7 +114,8 @@ def collect_scores(exp: ReviewedExperiment) -> Chart:
         if idx:
             label = status.label + (" (no score; drawn at the top)"
                                     if status in (TrialStatus.DIVERGED, TrialStatus.FAILED) else "")
-            ys = [float(exp.trials[i].score) if finite(exp.trials[i].score) else float(top) for i in idx]
+            scores = [exp.trials[i].score for i in idx]
+            ys = [s if finite(s) else float(top) for s in scores]
             chart.series.append(Points(label, [float(i + 1) for i in idx], ys, status))
     best = exp.best()
     if best is not None and best.score is not None:

@@ -35,7 +35,7 @@ def _leaf_types() -> dict[str, Any]:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             tp = hints[f.name]
-            if dataclasses.is_dataclass(tp):
+            if isinstance(tp, type) and dataclasses.is_dataclass(tp):
                 walk(tp, f"{prefix}{f.name}.")
             else:
                 out[f"{prefix}{f.name}"] = tp
