@@ -1,0 +1,288 @@
+"""Faults, for real: a search driver killed with its Ray, a trial's worker killed, three processes
+building one classifier cache at once. Real processes and a real private Ray per search, no
+mocks. Every process a test starts runs in its own session and is ended by its process group or
+id (never `ray stop` or a name match: other Rays run on this machine).
+
+Slow (a private Ray per search): marked ``faults``, run by ``make faults`` (which CI runs).
+The searches run from a scratch folder with relative $GANSEARCH_DATA and data.data_dir, the way
+a user in a project folder would: Ray runs trials elsewhere, so this also checks the driver made
+them absolute (and a resume from another folder still finds them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.faults
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A tiny dense GAN; 8 reports per trial so that a kill lands inside a trial.
+SPACE = """
+base: mnist-mlp
+budget: {images: 8192, eval_every: 1024, grace_images: 1024}
+search: {scheduler: fifo}
+params:
+  optim.d.lr: {float: [1.0e-4, 1.0e-2], log: true}
+  model.width: 0.0625
+  model.latent_dim: 16
+  model.g_depth: 1
+  model.d_depth: 1
+  train.batch_size: 32
+  train.log_every: 1024
+  train.sample_every: 8192
+  train.checkpoint_every: 0
+  eval.n: 64
+  data.data_dir: mnist-here
+"""
+BUDGET, EVERY = 8192, 1024
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GANSEARCH_DATA": "data-here", "OMP_NUM_THREADS": "1",
+           "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"}
+    env.pop("RAY_ADDRESS", None)  # a private Ray, never someone else's
+    return env
+
+
+def _project(tmp_path: Path) -> Path:
+    """A user's folder: the space file and two links to the data, all named relatively."""
+    shared = Path(os.environ["GANSEARCH_DATA"]).resolve()
+    (tmp_path / "data-here").symlink_to(shared)
+    (tmp_path / "mnist-here").symlink_to(shared)
+    (tmp_path / "space.yaml").write_text(SPACE)
+    return tmp_path
+
+
+def _gansearch(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
+    """`gansearch ARGS` in its own session: its pgid is its pid, and its Ray is in that group."""
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "search.cli", *args], cwd=cwd, env=_env(), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(d.name))
+    return kids
+
+
+def _tree(pid: int) -> set[int]:
+    """``pid`` and every process below it."""
+    kids, out, todo = _children(), set(), [pid]
+    while todo:
+        p = todo.pop()
+        out.add(p)
+        todo += kids.get(p, [])
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _kill_tree(proc: subprocess.Popen) -> set[int]:
+    """SIGKILL the process group of ``proc`` (its session) and whatever below it left the group;
+    returns the processes still alive afterwards (should be none)."""
+    pids = _tree(proc.pid)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    for p in pids:  # anything that left the group is still ours: end it by its id
+        if _alive(p):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    proc.wait(timeout=60)
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.2)
+    return {p for p in pids if _alive(p)}
+
+
+def _reports(trial: Path) -> list[dict]:
+    try:
+        lines = (trial / "result.json").read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            break  # a line being written
+    return out
+
+
+def _trials(exp: Path) -> dict[str, list[dict]]:
+    return {d.name: _reports(d) for d in sorted(exp.glob("trial_*")) if d.is_dir()}
+
+
+def _wait_for(what: str, cond, proc: subprocess.Popen, log: Path, timeout: float = 600) -> None:
+    deadline = time.time() + timeout
+    while not cond():
+        assert proc.poll() is None, f"exited {proc.returncode} before {what}:\n{log.read_text()[-3000:]}"
+        assert time.time() < deadline, f"no {what} after {timeout:g} s:\n{log.read_text()[-3000:]}"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def started():
+    """Processes a test started; any left running are ended by process group at the end."""
+    procs: list[subprocess.Popen] = []
+    yield procs
+    for p in procs:
+        if p.poll() is None:
+            _kill_tree(p)
+
+
+def _check_complete(exp: Path, trials: int) -> dict[str, list[dict]]:
+    """Every trial trained its whole budget, its reports in order with no step repeated or
+    skipped (a resumed trial continued from its checkpoint), all scored by one classifier."""
+    state = json.loads((exp / "gansearch.json").read_text())
+    digest = state["classifier"]["digest"]
+    summary = json.loads((exp / "summary.json").read_text())
+    assert summary["counts"]["completed"] == trials and not summary["interrupted"], summary["counts"]
+    found = _trials(exp)
+    assert len(found) == trials
+    for name, reports in found.items():
+        assert [r["images_seen"] for r in reports] == list(range(EVERY, BUDGET + 1, EVERY)), name
+        assert {r["classifier_digest"] for r in reports} == {digest}, name
+    return found
+
+
+def test_kill_9_driver_and_its_ray_then_resume_runs_every_trial_once(tmp_path, started):
+    import optuna
+
+    project = _project(tmp_path)
+    exp, log = project / "runs" / "faults", tmp_path / "driver.log"
+    t0 = time.time()
+    driver = _gansearch(["search", "--space", "space.yaml", "--name", "faults", "--storage", "runs",
+                         "--trials", "3", "--max-concurrent", "2", "--quiet"], project, log)
+    started.append(driver)
+
+    def one_done_one_cut() -> bool:
+        reps = _trials(exp).values()
+        done = [r for r in reps if r and r[-1]["images_seen"] >= BUDGET]
+        cut = [r for r in reps if r and r[-1]["images_seen"] < BUDGET]
+        return len(done) >= 1 and len(cut) >= 1
+
+    _wait_for("a finished trial next to a running one", one_done_one_cut, driver, log)
+    before = _trials(exp)
+    left = _kill_tree(driver)
+    assert not left, f"processes of the killed driver still alive: {left}"
+    killed_at = time.time() - t0
+    finished = {n for n, r in before.items() if r and r[-1]["images_seen"] >= BUDGET}
+    assert finished and len(finished) < 3
+
+    # Resume from another folder, with an absolute $GANSEARCH_DATA: the experiment holds
+    # absolute paths and the folder relative sampled paths meant.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**_env(), "GANSEARCH_DATA": str(project / "data-here")}
+    out = subprocess.run([sys.executable, "-m", "search.cli", "resume", str(exp)], cwd=elsewhere, env=env,
+                         capture_output=True, text=True, timeout=900, start_new_session=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    after = _check_complete(exp, 3)
+    for name in finished:  # finished trials were not run again
+        assert after[name] == before[name], name
+
+    # The Optuna study holds each trial once, complete, under its Tune trial id.
+    study = optuna.load_study(study_name="faults", storage=f"sqlite:///{exp / 'optuna.db'}")
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.COMPLETE] * 3, states
+    ids = sorted(t.user_attrs.get("tune_trial_id") for t in study.trials)
+    assert ["trial_" + i for i in ids] == sorted(after), (ids, sorted(after))
+    print(f"\ndriver killed at {killed_at:.0f} s ({len(finished)} trial(s) finished); "
+          f"total with resume {time.time() - t0:.0f} s")
+
+
+def test_killed_trial_worker_restarts_from_its_checkpoint(tmp_path, started):
+    project = _project(tmp_path)
+    exp, log = project / "runs" / "worker", tmp_path / "driver.log"
+    t0 = time.time()
+    driver = _gansearch(["search", "--space", "space.yaml", "--name", "worker", "--storage", "runs",
+                         "--trials", "2", "--max-concurrent", "2", "--max-failures", "1", "--quiet"], project, log)
+    started.append(driver)
+    victim: dict[str, object] = {}
+
+    def reported_once() -> bool:
+        for name, reps in _trials(exp).items():
+            if reps and reps[-1]["images_seen"] <= BUDGET - 2 * EVERY:
+                victim.update(name=name, pid=reps[-1]["pid"], images=reps[-1]["images_seen"])
+                return True
+        return False
+
+    _wait_for("a trial's first report", reported_once, driver, log)
+    pid = int(victim["pid"])  # type: ignore[arg-type]
+    assert pid in _tree(driver.pid)  # the trial's worker belongs to this search's Ray
+    os.kill(pid, signal.SIGKILL)
+    assert driver.wait(timeout=900) == 0, log.read_text()[-3000:]
+    reports = _check_complete(exp, 2)[str(victim["name"])]
+    pids = [r["pid"] for r in reports]
+    killed = pids.count(pid)
+    # Reports up to the kill came from the killed process, the rest from a new one, which
+    # continued after the last checkpoint (images_seen kept rising by one eval interval).
+    assert killed >= 1 and pids[:killed] == [pid] * killed and pid not in pids[killed:] and len(pids) > killed
+    assert "Failure # 1" in (exp / str(victim["name"]) / "error.txt").read_text()
+    print(f"\nworker {pid} killed after {victim['images']} images; search done in {time.time() - t0:.0f} s")
+
+
+BUILD = """
+import json, sys, time
+from pathlib import Path
+from gan_core.config import DataConfig
+from gan_core.metrics.classifier import ClassifierConfig, get_classifier
+go = Path(sys.argv[1])
+while not go.exists():
+    time.sleep(0.01)
+t = time.time()
+clf = get_classifier(DataConfig(name="mnist"), config=ClassifierConfig(width=4, features=16, epochs=0.0,
+                     min_steps=200, batch_size=64), progress=False)
+print(json.dumps({"digest": clf.digest, "trained": clf.trained, "start": t, "end": time.time()}))
+"""
+
+
+def test_three_processes_building_one_classifier_cache(tmp_path, started):
+    """Three processes ask at the same moment for a classifier no cache holds: one trains it
+    (the others wait on the file lock), all three get the same weights, one cache entry."""
+    cache_dir, go = tmp_path / "cache", tmp_path / "go"
+    env = {**_env(), "GANSEARCH_CACHE": str(cache_dir), "GANSEARCH_DATA": os.environ["GANSEARCH_DATA"]}
+    procs = [subprocess.Popen([sys.executable, "-c", BUILD, str(go)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True) for _ in range(3)]
+    started.extend(procs)
+    time.sleep(1.0)
+    go.touch()  # all three have imported torch by now or soon: they start within moments
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    rows = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert len({r["digest"] for r in rows}) == 1
+    assert sum(r["trained"] for r in rows) == 1
+    assert sum("training the mnist reference classifier" in err for _, err in outs) == 1
+    entries = sorted(p.name for p in (cache_dir / "classifiers").iterdir())
+    assert len([e for e in entries if e.endswith(".pt")]) == 1, entries
+    assert not [e for e in entries if ".tmp" in e], entries
+    trainer = next(r for r in rows if r["trained"])
+    # The others asked while it was training (they waited on the lock, then loaded its entry).
+    assert all(r["start"] < trainer["end"] for r in rows)
