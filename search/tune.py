@@ -507,6 +507,7 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
             "mode": space.objective.mode,
             "created": time.time(),
             "classifier": {"digest": clf.digest, "dataset": clf.dataset, "test_accuracy": clf.test_accuracy},
+            "cwd": os.getcwd(),  # what relative data paths among the sampled values mean, also on resume
         }
         blob = clf.to_bytes()
         tuner = _build_tuner(space, opts, exp, url, list(callbacks or []), blob)
@@ -542,7 +543,7 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
     try:
         # The classifier the search started with (an older experiment without one: the driver's).
         blob = folder.read_bytes(CLASSIFIER_FILE) or driver_classifier(space).to_bytes()
-        ctx = TrialContext(space, state["scheduler"], blob, os.getcwd())
+        ctx = TrialContext(space, state["scheduler"], blob, str(state.get("cwd") or os.getcwd()))
         trainable = tune.with_resources(
             tune.with_parameters(gan_trial, ctx=ctx),
             {"cpu": state["options"]["cpus_per_trial"] or space.search.cpus_per_trial,
