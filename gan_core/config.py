@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -222,6 +223,8 @@ def _yaml11_number(value: Any) -> Any:
     """YAML 1.1 reads ``1e-4`` (no dot) as a string; numeric fields take it as the number."""
     if isinstance(value, str) and _NUMBER.match(value.strip()):
         return float(value)
+    if isinstance(value, str) and value.strip().lower().lstrip("+-.") in ("nan", "inf", "infinity"):
+        return float(value.strip().lower().replace(".", ""))  # refused below as not finite
     return value
 
 
@@ -266,10 +269,14 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     elif tp is float:
         value = _yaml11_number(value)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # a NaN or infinite hyperparameter trains nothing
+                raise ConfigError(f"{path}: must be a finite number, got {value}")
             return float(value)
     elif tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, int) and not isinstance(value, bool):  # YAML reads `data_dir: 2024` as a number
+            return str(value)
     else:  # pragma: no cover - every field above is one of these types
         raise ConfigError(f"{path}: unsupported type {tp}")
     raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
@@ -353,6 +360,7 @@ def validate(cfg: Config) -> None:
         if getattr(cfg.train, key) < 0:
             raise ConfigError(f"train.{key}: must be >= 0")
     _validate_stabilisers(cfg)
+    _validate_ranges(cfg)
 
 
 def _validate_stabilisers(cfg: Config) -> None:
@@ -374,16 +382,58 @@ def _validate_stabilisers(cfg: Config) -> None:
         raise ConfigError(f"loss.r1_every: must be >= 1, got {cfg.loss.r1_every}")
 
 
+SEED_MAX = 2**32 - 1  # what numpy, Optuna and every torch generator (seed * 1000 + k) accept
+BATCH_MAX = 65536  # a batch beyond this is a typo: it cannot be allocated at any useful width
+
+
+def _validate_ranges(cfg: Config) -> None:
+    """Ranges of the numeric keys the optimisers, layers and schedule would otherwise refuse late
+    (a traceback mid-run) or take silently (a negative decay, a clip value of 0)."""
+    unit = "[0, 1)"
+    checks: list[tuple[str, float, bool, str]] = []  # key, value, ok, the valid range
+    for side in ("d", "g"):
+        o: OptimSide = getattr(cfg.optim, side)
+        k = f"optim.{side}"
+        checks += [(f"{k}.beta1", o.beta1, 0 <= o.beta1 < 1, unit), (f"{k}.beta2", o.beta2, 0 <= o.beta2 < 1, unit),
+                   (f"{k}.alpha", o.alpha, 0 <= o.alpha < 1, unit),
+                   (f"{k}.momentum", o.momentum, 0 <= o.momentum < 1, unit),
+                   (f"{k}.decay", o.decay, o.decay >= 0, ">= 0")]
+        if o.clip_value is not None:
+            checks.append((f"{k}.clip_value", o.clip_value, o.clip_value > 0, "> 0, or null for no clipping"))
+    m, t, b = cfg.model, cfg.train, cfg.balance
+    checks += [
+        ("model.bn_momentum", m.bn_momentum, 0 <= m.bn_momentum <= 1, "[0, 1]"),
+        ("model.leaky_slope", m.leaky_slope, m.leaky_slope >= 0, ">= 0"),
+        ("model.g_depth", m.g_depth, m.g_depth >= 1, ">= 1"),
+        ("model.d_depth", m.d_depth, m.d_depth >= 1, ">= 1"),
+        ("loss.gp_weight", cfg.loss.gp_weight, cfg.loss.gp_weight >= 0, ">= 0"),
+        ("train.seed", t.seed, 0 <= t.seed <= SEED_MAX, f"0..{SEED_MAX}"),
+        ("train.batch_size", t.batch_size, t.batch_size <= BATCH_MAX, f"1..{BATCH_MAX}"),
+        ("train.weight_warn", t.weight_warn, t.weight_warn > 0, "> 0"),
+        ("eval.every", cfg.eval.every, cfg.eval.every >= 0, ">= 0 (0: only at the end)"),
+        ("balance.hysteresis", b.hysteresis, b.hysteresis >= 0, ">= 0"),
+        ("balance.warmup", b.warmup, b.warmup >= 0, ">= 0"),
+        ("data.image_size", cfg.data.image_size, cfg.data.image_size >= 8, ">= 8"),
+    ]
+    for key, value, ok, valid in checks:
+        if not ok:
+            raise ConfigError(f"{key}: must be {'in ' if valid[0] in '[(' else ''}{valid}, got {value}")
+
+
 # ----------------------------------------------------------------------------- files
 
 
 def load_config(path: str | Path) -> Config:
     """Read a YAML config; errors name the file and the key path."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file")
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a config is YAML)") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     try:
@@ -414,11 +464,34 @@ def load_preset(name: str) -> Config:
     return load_config(path)
 
 
-def _parse_value(text: str) -> Any:
+def _parse_value(text: str, tp: Any = None) -> Any:
+    """An override's text as a value. Keys of type str (names, paths) take the text as written,
+    not parsed as YAML: a folder named ``2024``, ``csv:my: file.csv`` or ``a #b.csv`` stay
+    themselves (``null``/``~`` or nothing is None for optional ones; quotes are removed)."""
+    strs = (str, str | None, typing.Optional[str])  # noqa: UP045 - both spellings of the annotation
+    if tp in strs:
+        if tp is not str and text in ("", "null", "~", "None", "none"):
+            return None
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+            return text[1:-1]
+        return text
     value = yaml.safe_load(text)
     if isinstance(value, str) and value.lower() in ("none", "null"):
         return None
     return value
+
+
+def _field_type(dotted: str) -> Any:
+    """The annotation of ``a.b.c`` in the Config tree (None for a path not in it)."""
+    tp: Any = Config
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(tp):
+            return None
+        hints = typing.get_type_hints(tp)
+        if part not in hints:
+            return None
+        tp = hints[part]
+    return tp
 
 
 def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -443,7 +516,15 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key.path=value")
         key, text = item.split("=", 1)
-        set_path(data, key.strip(), _parse_value(text.strip()))
+        set_path(data, key.strip(), _parse_value(text.strip(), _field_type(key.strip())))
+    return from_dict(data)
+
+
+def apply_values(cfg: Config, values: dict[str, Any]) -> Config:
+    """Set ``key.path`` to values as they are (a flag's string is not parsed) and re-validate."""
+    data = to_dict(cfg)
+    for key, value in values.items():
+        set_path(data, key, value)
     return from_dict(data)
 
 
