@@ -62,8 +62,31 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         raise GansearchError(f"{path}: not a readable checkpoint (cut short or not a torch file; "
                              f"{detail})") from None
     if not isinstance(state, dict) or state.get("version") != VERSION:
-        raise GansearchError(f"{path}: not a gansearch checkpoint (version {VERSION} expected)")
+        found = state.get("version") if isinstance(state, dict) else None
+        raise GansearchError(f"{path}: not a gansearch checkpoint of this version (version {VERSION} expected, "
+                             f"found {found}); train it again with this gansearch")
+    missing = [k for k in REQUIRED if not isinstance(state.get(k), REQUIRED[k])]
+    if missing:
+        raise GansearchError(f"{path}: an incomplete or older-format checkpoint (no {', '.join(missing)}); "
+                             "train it again with this gansearch")
     return state
+
+
+# What every reader of a checkpoint needs, with its type (a resume needs more: the loop checks).
+REQUIRED = {"config": dict, "shape": (list, tuple), "num_classes": int, "step": int, "images_seen": int,
+            "G": dict, "D": dict}
+
+
+def load_weights(module: torch.nn.Module, weights: Any, path: Path, what: str) -> None:
+    """``module.load_state_dict`` with a one-line error naming the file when the weights do not
+    fit the model its config builds (an edited config, a checkpoint of another architecture)."""
+    try:
+        module.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = lines[1] if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)
+        raise GansearchError(f"{path}: the {what} weights do not fit the model of its stored config "
+                             f"({detail[:160]})") from None
 
 
 def _first_line(text: str) -> str:
@@ -107,15 +130,19 @@ def load_run(run_dir_or_ckpt: str | Path, device: str | torch.device = "cpu") ->
         cfg = from_dict(state["config"])
     except ConfigError as exc:
         raise GansearchError(f"{path}: stored config is invalid ({exc})") from None
-    G, D = models.build(cfg.model, tuple(state["shape"]), state["num_classes"])
-    G.load_state_dict(state["G"])
-    D.load_state_dict(state["D"])
+    try:
+        G, D = models.build(cfg.model, tuple(state["shape"]), state["num_classes"])
+    except (ValueError, RuntimeError, GansearchError) as exc:
+        raise GansearchError(f"{path}: its stored config builds no model for shape {tuple(state['shape'])} "
+                             f"({str(exc).splitlines()[0]})") from None
+    load_weights(G, state["G"], path, "G")
+    load_weights(D, state["D"], path, "D")
     G.to(device).eval()
     D.to(device).eval()
     G_sample = G
     if cfg.ema.decay > 0 and state.get("G_ema") is not None:
         G_sample = copy.deepcopy(G)
-        G_sample.load_state_dict(state["G_ema"])
+        load_weights(G_sample, state["G_ema"], path, "G_ema")
     return Run(cfg, G_sample, D, state["step"], state["images_seen"], path.parent,
                state.get("status", ""), G_raw=G)
 

@@ -410,12 +410,18 @@ def _train(cfg: Config, run_path: Path | None, dev: torch.device, cb: Callbacks,
                     f"{ckpt}: refusing to resume with a different config; differing keys: "
                     + ", ".join(changed) + " (use a new --out directory)")
         run_path.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_path / "config.yaml")
     if evaluator is None:
         evaluator = _build_evaluator(cfg, dev)
     tr = Trainer(cfg, run_path, dev, evaluator)
     if state is not None:
-        tr.load_state_dict(state)
+        try:
+            tr.load_state_dict(state)
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:  # weights or state of another model
+            detail = next((ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()), str(exc))
+            raise GansearchError(f"{run_path / CHECKPOINT}: does not fit its config; cannot resume "
+                                 f"({type(exc).__name__}: {detail[:160]}); use a new --out directory") from None
+    if run_path is not None:  # once the models are built and the checkpoint fits them
+        save_config(cfg, run_path / "config.yaml")
     log_path = run_path / "metrics.jsonl" if run_path is not None else None
     if log_path is not None and log_path.exists():
         # Drop log lines written after the checkpoint (all of them when there is none, or
