@@ -259,7 +259,7 @@ def read_trial(folder: Folder, name: str, *, metric: str, mode: str, budget: int
     names = folder.entries(name)
     results = parse_results(folder.read_text(f"{name}/{RESULT_FILE}") or "")
     last = results[-1] if results else {}
-    raw = folder.read_json(f"{name}/{PARAMS_FILE}")
+    raw = read_json_object(folder, f"{name}/{PARAMS_FILE}")
     params = trial_params(raw if isinstance(raw, dict) else (last.get("config") or {}))
     images = int(last.get("images_seen", 0) or 0)
     error = (folder.read_text(f"{name}/{ERROR_FILE}") or "") if ERROR_FILE in names else ""
@@ -481,7 +481,22 @@ def read_state(folder: Folder) -> dict[str, Any]:
         state = None
     if not isinstance(state, dict):
         raise GansearchError(f"{where}/{STATE_FILE}: not valid JSON (is the copy complete?)")
+    bad = [k for k, ok in (("metric", str), ("mode", ("min", "max")), ("scheduler", str), ("options", dict))
+           if k in state and not (state[k] in ok if isinstance(ok, tuple) else isinstance(state[k], ok))]
+    if bad:
+        raise GansearchError(f"{where}/{STATE_FILE}: {bad[0]}: {state[bad[0]]!r} is not valid (mode: min or max)")
     return state
+
+
+def read_json_object(folder: Folder, rel: str) -> dict[str, Any] | None:
+    """params.json, summary.json: None when absent; a one-line error when not a JSON object."""
+    try:
+        data = None if (text := folder.read_text(rel)) is None else json.loads(text)
+    except ValueError as exc:
+        raise GansearchError(f"{folder.root}/{rel}: not valid JSON ({exc}); is the copy complete?") from None
+    if data is not None and not isinstance(data, dict):
+        raise GansearchError(f"{folder.root}/{rel}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def read_space(folder: Folder) -> Space:
@@ -537,7 +552,7 @@ def open_experiment(path: str | Path, *, ray_status: dict[str, str] | None = Non
     opts = state.get("options") or {}
     # Without the option recorded, any crash counts as final (as a search without retries).
     max_failures = int(opts.get("max_failures", 0) if isinstance(opts, dict) else 0)
-    summary = folder.read_json(SUMMARY_FILE) or {}
+    summary = read_json_object(folder, SUMMARY_FILE) or {}
     rows = summary.get("trials", []) if isinstance(summary, dict) else []
     by_id = {str(r.get("trial_id")): r for r in rows if isinstance(r, dict)}
     names = trial_folders(folder)

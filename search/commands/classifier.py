@@ -12,7 +12,7 @@ from typing import Any
 
 from gan_core.config import DataConfig
 from gan_core.errors import GansearchError
-from search.commands._common import formatter
+from search.commands._common import check_device, existing_dir, formatter
 
 EXAMPLE = """example:
   gansearch classifier train --dataset mnist
@@ -63,6 +63,9 @@ def _record(clf: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from gan_core.metrics import cache, classifier
 
+    check_device("--device", args.device)
+    if args.data_dir is not None:
+        existing_dir("--data-dir", args.data_dir)
     data = data_config(args)
     if args.action == "info":
         path, key, _ = classifier.locate(data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from search.commands._common import formatter
+from search.commands._common import check_seed, formatter, out_file
 
 EXAMPLE = """example:
   gansearch explore runs/dcgan morph --out morph.png
@@ -44,6 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from search.explore import explore
 
+    out_file("--out", args.out)
+    check_seed("--seed", args.seed)
     written = explore(args.run_dir, args.what, args.out, classes=args.classes, seed=args.seed,
                       label=args.label)
     print("wrote " + " and ".join(str(p) for p in written))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from gan_core.errors import GansearchError
-from search.commands._common import formatter
+from search.commands._common import formatter, out_dir, out_file
 
 EXAMPLE = """example:
   gansearch review runs/quick
@@ -74,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
         raise GansearchError(f"--top: must be >= 1, got {args.top}")
     if args.trial and not args.export:
         raise GansearchError("--trial: only used with --export FILE.yaml (which trial's config to write)")
-    if args.export and not args.export.endswith((".yaml", ".yml")):
-        raise GansearchError(f"--export: {args.export!r} must end in .yaml")
+    if args.export is not None:
+        out_file("--export", args.export, suffixes=(".yaml", ".yml"))
+    if args.plots is not None:
+        out_dir("--plots", args.plots)
     if args.optuna_plots and not args.plots:
         raise GansearchError("--optuna-plots: only used with --plots DIR (where to write them)")
     if args.confirm is not None and (args.confirm < 1 or args.seeds < 1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from gan_core.errors import GansearchError
-from search.commands._common import formatter
+from search.commands._common import check_seed, formatter, out_file
 
 EXAMPLE = """example:
   gansearch sample runs/dcgan --n 1000 --out samples.npz
@@ -29,8 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.n <= 0:
         raise GansearchError(f"--n: must be > 0, got {args.n}")
-    if not args.out.endswith(".npz"):
-        raise GansearchError(f"--out: {args.out!r} must end in .npz")
+    out_file("--out", args.out, suffixes=(".npz",))
+    check_seed("--seed", args.seed)
     import torch
 
     from gan_core.checkpoint import load_run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from search.commands._common import formatter
+from search.commands._common import check_device, check_seed, existing_dir, formatter
 
 EXAMPLE = """example:
   gansearch score runs/dcgan                      # 10000 samples from the run's generator
@@ -34,6 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gan_core.samples import score_source
 
+    check_device("--device", args.device)
+    check_seed("--seed", args.seed)
+    if args.data_dir is not None:
+        existing_dir("--data-dir", args.data_dir)
     print(json.dumps(score_source(args.source, dataset=args.dataset, n=args.n, seed=args.seed,
                                   objective=args.objective, data_dir=args.data_dir, device=args.device)))
     return 0

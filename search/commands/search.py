@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from search.commands._common import format_outcome, formatter
+from search.commands._common import check_seed, format_outcome, formatter, out_dir
 from search.ray_address import DEFAULT_CONNECT_TIMEOUT
 
 EXAMPLE = """example:
@@ -72,6 +73,13 @@ def run(args: argparse.Namespace) -> int:
         raise GansearchError(f"--cpus-per-trial: must be > 0, got {args.cpus_per_trial}")
     if args.gpus_per_trial < 0:
         raise GansearchError(f"--gpus-per-trial: must be >= 0, got {args.gpus_per_trial}")
+    if not args.name.strip() or "/" in args.name or args.name in (".", ".."):
+        raise GansearchError(f"--name: {args.name!r} must be a folder name (not empty, no '/')")
+    check_seed("--seed", args.seed)
+    from search.storage import is_uri
+
+    if not is_uri(args.storage):
+        out_dir("--storage", str(Path(args.storage) / args.name))
     from search.study_db import from_command
 
     optuna_url, _ = from_command(args.optuna_storage)  # a password only through the environment
