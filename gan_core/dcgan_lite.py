@@ -138,8 +138,8 @@ def build_dcgan_lite(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
         ch = _w(G_BASE * 2 ** (i + 1 - n_up), cfg.width)  # G's channel count at this size
         # Halve while the side is > 4: k4 s2 p1 gives n/2 on even sides, k3 s2 p1 ceil(n/2) on
         # odd ones; at 4 pixels or less a k3 s1 p1 conv keeps the size.
-        kernel = tuple(3 if s <= 4 or s % 2 else 4 for s in (sh, sw))
-        stride = tuple(2 if s > 4 else 1 for s in (sh, sw))
+        kernel = (3 if sh <= 4 or sh % 2 else 4, 3 if sw <= 4 or sw % 2 else 4)
+        stride = (2 if sh > 4 else 1, 2 if sw > 4 else 1)
         norm = _norm(d_norm, ch, cfg) if i > 0 else []
         d += [nn.Conv2d(prev, ch, kernel, stride=stride, padding=1, bias=not norm), *norm,
               _act(cfg.d_activation, cfg.leaky_slope)]

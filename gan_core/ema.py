@@ -33,8 +33,8 @@ class GeneratorEma:
         self.start_images = int(start_images)
         self.model = copy.deepcopy(G).eval().requires_grad_(False)
         # Flat lists once: one fused foreach call per update instead of a loop per tensor.
-        self._src = list(G.parameters())
-        self._dst = list(self.model.parameters())
+        self._src: list[torch.Tensor] = list(G.parameters())
+        self._dst: list[torch.Tensor] = list(self.model.parameters())
         self._src_buf = list(G.buffers())
         self._dst_buf = list(self.model.buffers())
 

@@ -530,7 +530,8 @@ def estimate_flops(module: nn.Module, example_inputs: Tensor | Sequence[Any]) ->
             macs = out.numel() * m.in_features
         elif isinstance(m, nn.ConvTranspose2d):
             macs = inputs[0].numel() * (m.out_channels // m.groups) * math.prod(m.kernel_size)
-        else:  # nn.Conv2d
+        else:
+            assert isinstance(m, nn.Conv2d)  # the hook is registered on these three kinds only
             macs = out.numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size)
         total += 2 * macs
 
