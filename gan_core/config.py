@@ -253,7 +253,7 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             except ConfigError as exc:
                 errors.append(exc)
         raise errors[0] if errors else ConfigError(f"{path}: expected {_type_name(tp)}")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping, got {value!r}")
         return _from_dict(tp, value, path)
