@@ -93,7 +93,7 @@ def collect(exp: Experiment, cost: str) -> list[Point]:
             continue
         value = t.best_result.get(metric, t.last.get(metric))
         if finite(value):
-            out.append(Point(t.trial_id, float(t.score), float(value), str(t.status)))  # type: ignore[arg-type]
+            out.append(Point(t.trial_id, float(t.score), float(value), str(t.status)))
     return out
 
 

@@ -555,6 +555,7 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
         if more:
             import optuna
 
+            assert url is not None  # only a PBT search has no study, and it cannot grow
             n = len(optuna.load_study(study_name=state["name"], storage=url).trials)
             state, _, _ = grow.grown_state(folder, space, more)
             known = {f.name for f in dataclasses.fields(SearchOptions)}
