@@ -83,7 +83,7 @@ class Space:
                 out.append(p)
         return out
 
-    def pbt_mutable(self) -> list[Param]:
+    def pbt_mutable(self) -> list[FloatParam | IntParam | ChoiceParam]:
         """Top-level ranges and choices PBT may perturb in a running trial (not the optimiser's
         kind: its state cannot carry over)."""
         return [p for p in self.params
