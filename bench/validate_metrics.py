@@ -47,9 +47,9 @@ def gan_samples(name: str, steps: int, n: int, overrides: list[str]) -> torch.Te
     import tempfile
 
     from gan_core.checkpoint import load_run
-    from gan_core.sampling import generate
     from gan_core.config import apply_overrides, load_preset
     from gan_core.loop import train
+    from gan_core.sampling import generate
 
     cfg = apply_overrides(load_preset(PRESETS[name]), overrides)
     cfg = apply_overrides(cfg, [

@@ -1,17 +1,24 @@
-"""Pictures people look at: sample grids (PNG), the learning animation (GIF), loss curves (PNG)."""
+"""Pictures people look at: sample grids (PNG), the learning animation (GIF), loss curves (PNG), and
+the drawing helpers every picture shares (upscaled tiles, labelled pages, outlines)."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from gan_core.io import _atomic_write_bytes
+
+TILE = 112  # target side of one upscaled image, in pixels (28 -> 4x)
+BACKGROUND = (255, 255, 255)
+INK = (40, 40, 40)
+RED = (220, 30, 30)
 
 
 def image_grid(
@@ -78,6 +85,94 @@ def hstack(images: Sequence[Image.Image], gap: int = 6) -> Image.Image:
         out.paste(im.convert("RGB"), (x, 0))
         x += im.width + gap
     return out
+
+
+def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's built-in scalable font (no font files needed); the bitmap one without FreeType."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # pragma: no cover - Pillow without FreeType
+        return ImageFont.load_default()
+
+
+def scale_for(height: int, target: int = TILE) -> int:
+    """Integer upscale factor that brings an image of ``height`` pixels to about ``target``."""
+    return max(1, -(-target // max(height, 1)))
+
+
+def to_image(x: torch.Tensor, scale: int = 1) -> Image.Image:
+    """One uint8 (C, H, W) image -> PIL (grey or RGB), upscaled smoothly by ``scale``."""
+    arr = x.detach().cpu()
+    if arr.shape[0] == 1:
+        img = Image.fromarray(arr[0].numpy(), mode="L")
+    else:
+        img = Image.fromarray(arr[:3].permute(1, 2, 0).contiguous().numpy(), mode="RGB")
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.BICUBIC)
+    return img
+
+
+def _text_size(text: str, f) -> tuple[int, int]:
+    left, top, right, bottom = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=f)
+    return right - left, bottom - top
+
+
+@dataclass
+class Layout:
+    """Where each tile of a ``labelled_grid`` landed (for outlining the quiz answers)."""
+
+    boxes: list[tuple[int, int, int, int]]
+
+
+def labelled_grid(
+    tiles: Sequence[Image.Image],
+    ncol: int,
+    *,
+    title: str | None = None,
+    col_labels: Sequence[str] | None = None,
+    row_labels: Sequence[str] | None = None,
+    gap: int = 8,
+    margin: int = 12,
+) -> tuple[Image.Image, Layout]:
+    """Tiles of equal size on a white page, with an optional title, column and row labels."""
+    tw, th = tiles[0].size
+    nrow = -(-len(tiles) // ncol)
+    f_label, f_title = font(16), font(18)
+    row_w = max((_text_size(s, f_label)[0] for s in row_labels or []), default=0)
+    row_w = row_w + gap if row_labels else 0
+    title_h = _text_size(title, f_title)[1] + 12 if title else 0
+    col_h = max((_text_size(s, f_label)[1] for s in col_labels or []), default=0) + 8 if col_labels else 0
+    width = 2 * margin + row_w + ncol * tw + (ncol - 1) * gap
+    height = 2 * margin + title_h + col_h + nrow * th + (nrow - 1) * gap
+    if title:
+        width = max(width, 2 * margin + _text_size(title, f_title)[0])
+    grey = all(t.mode == "L" for t in tiles)  # grey pages encode to GIF frames without quantising
+    page = Image.new("L" if grey else "RGB", (width, height), BACKGROUND[0] if grey else BACKGROUND)
+    ink = INK[0] if grey else INK
+    draw = ImageDraw.Draw(page)
+    if title:
+        draw.text((margin, margin), title, fill=ink, font=f_title)
+    x0, y0 = margin + row_w, margin + title_h + col_h
+    for c, label in enumerate(col_labels or []):
+        w, _ = _text_size(label, f_label)
+        draw.text((x0 + c * (tw + gap) + (tw - w) // 2, margin + title_h), label, fill=ink, font=f_label)
+    for r, label in enumerate(row_labels or []):
+        _, h = _text_size(label, f_label)
+        draw.text((margin, y0 + r * (th + gap) + (th - h) // 2), label, fill=ink, font=f_label)
+    boxes = []
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, ncol)
+        x, y = x0 + c * (tw + gap), y0 + r * (th + gap)
+        page.paste(tile if tile.mode == page.mode else tile.convert(page.mode), (x, y))
+        boxes.append((x, y, x + tw - 1, y + th - 1))
+    return page, Layout(boxes)
+
+
+def outline_boxes(img: Image.Image, boxes: Sequence[tuple[int, int, int, int]], *, width: int = 3,
+                  color: tuple[int, int, int] = RED) -> Image.Image:
+    """Red frames drawn just outside each box (inside the gap between tiles)."""
+    grown = [(x0 - width, y0 - width, x1 + width, y1 + width) for x0, y0, x1, y1 in boxes]
+    return outline(img, grown, color=color, width=width)
 
 
 def plot_curves(records: list[dict[str, Any]], path: str | Path, title: str = "") -> None:

@@ -49,7 +49,7 @@ def collect_samples(exp: ReviewedExperiment, top: int, seed: int = 0) -> list[Pa
 
     from gan_core.checkpoint import load_run
     from gan_core.sampling import generate
-    from search.explore import scale_for, to_image
+    from gan_core.viz import scale_for, to_image
 
     panels = []
     with tempfile.TemporaryDirectory(prefix="gansearch-review-") as tmp:
@@ -78,7 +78,7 @@ def draw_samples(panels: list[Panel], path: Path) -> Path:
     from PIL import Image
 
     from gan_core import viz
-    from search.explore import labelled_grid
+    from gan_core.viz import labelled_grid
 
     pages = [labelled_grid(p.tiles, p.ncol, title=p.title, gap=3, margin=8)[0] for p in panels]
     if not pages:
