@@ -184,3 +184,25 @@ def test_two_objective_search_pareto_front_and_confirmed_winner(two_objective, c
     board = out.split("confirmed on 2 further seeds", 1)[0]
     assert " confirmed " in board and f"{means[report['best']]:.4g}±" in board and "(2 seeds)" in board
     assert len(open_experiment(exp).trials) == len(record.trials)  # the confirmation runs are not trials
+
+
+def test_pareto_front_keeps_exactly_the_non_dominated_points():
+    from search.pareto import Point, front
+
+    pts = [Point("a", 5.0, 100, "completed"), Point("b", 4.0, 300, "completed"),
+           Point("c", 6.0, 300, "completed"),  # worse and no cheaper than b
+           Point("d", 4.0, 300, "completed"),  # equal to b: neither dominates
+           Point("e", 9.0, 50, "completed"), Point("f", 5.0, 120, "stopped")]  # f: a is as good and cheaper
+    assert [p.trial_id for p in front(pts)] == ["e", "a", "b", "d"]  # cheapest first
+    # images/s is a cost to maximise: the fastest trials are the cheap ones.
+    assert [p.trial_id for p in front(pts, "min", "max")] == ["b", "d"]
+
+
+def test_confirm_marks_and_seeds():
+    from search.confirm import Confirmed, confirm_seed
+
+    c = Confirmed("t1", 3.0, [1, 2, 3], [2.0, 4.0, None])
+    assert c.mean == 3.0 and c.sd == pytest.approx(2 ** 0.5) and c.mark() == "3±1.4 (2 seeds, 1 diverged)"
+    assert Confirmed("t2", None, [1], [None]).mark() == "diverged on all 1 seeds"
+    seeds = {confirm_seed("t1", i) for i in range(3)} | {confirm_seed("t2", 0)}
+    assert len(seeds) == 4 and all(0 <= s < 2 ** 31 for s in seeds)
