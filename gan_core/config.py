@@ -404,8 +404,6 @@ def _validate_ranges(cfg: Config) -> None:
     checks += [
         ("model.bn_momentum", m.bn_momentum, 0 <= m.bn_momentum <= 1, "[0, 1]"),
         ("model.leaky_slope", m.leaky_slope, m.leaky_slope >= 0, ">= 0"),
-        ("model.g_depth", m.g_depth, m.g_depth >= 1, ">= 1"),
-        ("model.d_depth", m.d_depth, m.d_depth >= 1, ">= 1"),
         ("loss.gp_weight", cfg.loss.gp_weight, cfg.loss.gp_weight >= 0, ">= 0"),
         ("train.seed", t.seed, 0 <= t.seed <= SEED_MAX, f"0..{SEED_MAX}"),
         ("train.batch_size", t.batch_size, t.batch_size <= BATCH_MAX, f"1..{BATCH_MAX}"),
