@@ -411,7 +411,6 @@ def _validate_ranges(cfg: Config) -> None:
         ("eval.every", cfg.eval.every, cfg.eval.every >= 0, ">= 0 (0: only at the end)"),
         ("balance.hysteresis", b.hysteresis, b.hysteresis >= 0, ">= 0"),
         ("balance.warmup", b.warmup, b.warmup >= 0, ">= 0"),
-        ("data.image_size", cfg.data.image_size, cfg.data.image_size >= 8, ">= 8"),
     ]
     for key, value, ok, valid in checks:
         if not ok:

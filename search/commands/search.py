@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "None: a private Ray on this machine (inside a Ray job: the job's cluster)")
     p.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT, metavar="S",
                    help="seconds to wait for the cluster to answer before giving up in one line")
+    p.add_argument("--pending-timeout", type=float, default=600.0, metavar="S",
+                   help="on a cluster: end the search in one line once trials have waited S seconds for "
+                        "resources with none running (no node, and none the autoscaler adds, can hold one)")
     p.add_argument("--cpus-per-trial", type=float, metavar="C",
                    help="CPUs per trial, torch uses as many threads; None: the space's search.cpus_per_trial (1)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G",
@@ -71,11 +74,17 @@ def run(args: argparse.Namespace) -> int:
         raise GansearchError(f"--time-budget-s: must be > 0, got {args.time_budget_s}")
     if args.cpus_per_trial is not None and args.cpus_per_trial <= 0:
         raise GansearchError(f"--cpus-per-trial: must be > 0, got {args.cpus_per_trial}")
+    if not args.pending_timeout > 0:
+        raise GansearchError(f"--pending-timeout: must be a number of seconds > 0, got {args.pending_timeout}")
     if args.gpus_per_trial < 0:
         raise GansearchError(f"--gpus-per-trial: must be >= 0, got {args.gpus_per_trial}")
     if not args.name.strip() or "/" in args.name or args.name in (".", ".."):
         raise GansearchError(f"--name: {args.name!r} must be a folder name (not empty, no '/')")
     check_seed("--seed", args.seed)
+    if args.max_failures < -1:
+        raise GansearchError(f"--max-failures: must be >= -1 (-1: unlimited), got {args.max_failures}")
+    if not args.storage.strip():
+        raise GansearchError("--storage: empty; give a folder or an s3:// / gs:// URI")
     from search.storage import is_uri
 
     if not is_uri(args.storage):
@@ -102,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         time_budget_s=args.time_budget_s,
         address=args.address,
         connect_timeout=args.connect_timeout,
+        pending_timeout=args.pending_timeout,
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent,
