@@ -113,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
               f"{review.fmt(t.score)} after {t.best_images} images, checkpoint {t.checkpoint or 'not on disk'}) "
               f"to {args.export}; train it for the full budget with:\n"
               f"  gansearch retrain {args.export} --out runs/{exp.name}-{t.trial_id}")
+        if confirmed is not None and confirmed.best is not None and not args.trial:
+            print(f"(chosen by --confirm: the best mean over further seeds, {confirmed.best.mark()})")
     if args.plots:
         from search.review.plots import write_plots
 
