@@ -356,7 +356,8 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
                  callbacks: list[Any], classifier: bytes | None = None, grow_from: int = 0) -> Any:
     """The Tuner of a new search, or (``grow_from``: the study's trial count) of ``opts.trials``
     more trials for a stored one: its searcher loads the same study, no point is evaluated again."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
+    from ray.tune.search import SearchAlgorithm, Searcher
 
     s = space.search
     trials = opts.trials or s.trials
@@ -364,7 +365,8 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
     cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else s.cpus_per_trial
     metric, mode = space.objective.metric, space.objective.mode
     param_space: dict[str, Any] = {}
-    search_alg = None
+    search_alg: Searcher | SearchAlgorithm | None = None
+    scheduler: TrialScheduler
     if scheduler_name == "pbt":
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
