@@ -73,7 +73,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
 
 
 # What every reader of a checkpoint needs, with its type (a resume needs more: the loop checks).
-REQUIRED = {"config": dict, "shape": (list, tuple), "num_classes": int, "step": int, "images_seen": int,
+REQUIRED: dict[str, type | tuple[type, ...]] = {"config": dict, "shape": (list, tuple), "num_classes": int, "step": int, "images_seen": int,
             "G": dict, "D": dict}
 
 

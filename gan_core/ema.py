@@ -13,10 +13,12 @@ it after every generator update and samples, evaluates and checkpoints it (``G_e
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
+
+if TYPE_CHECKING:
+    from gan_core.models import Generator
 
 
 class GeneratorEma:
@@ -28,7 +30,7 @@ class GeneratorEma:
     enters the average; averaging begins with the first update after that.
     """
 
-    def __init__(self, G: nn.Module, decay: float, start_images: int = 0) -> None:
+    def __init__(self, G: Generator, decay: float, start_images: int = 0) -> None:
         self.decay = float(decay)
         self.start_images = int(start_images)
         self.model = copy.deepcopy(G).eval().requires_grad_(False)

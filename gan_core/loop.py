@@ -414,6 +414,7 @@ def _train(cfg: Config, run_path: Path | None, dev: torch.device, cb: Callbacks,
         evaluator = _build_evaluator(cfg, dev)
     tr = Trainer(cfg, run_path, dev, evaluator)
     if state is not None:
+        assert run_path is not None  # a state is only read from a run folder
         try:
             tr.load_state_dict(state)
         except (RuntimeError, KeyError, TypeError, ValueError) as exc:  # weights or state of another model

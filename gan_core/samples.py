@@ -35,11 +35,11 @@ def to_hwc(images: torch.Tensor) -> np.ndarray:
 
 def save_npz(path: str | Path, images: torch.Tensor, labels: torch.Tensor | None = None) -> None:
     """Write uint8 ``images`` (N, C, H, W) and optional class ``labels`` atomically."""
-    arrays = {"images": to_hwc(images)}
-    if labels is not None:
-        arrays["labels"] = labels.cpu().numpy().astype(np.int64)
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    if labels is None:
+        np.savez_compressed(buf, images=to_hwc(images))
+    else:
+        np.savez_compressed(buf, images=to_hwc(images), labels=labels.cpu().numpy().astype(np.int64))
     _atomic_write_bytes(Path(path), buf.getvalue())
 
 

@@ -40,7 +40,7 @@ def image_grid(
     arr = grid.permute(1, 2, 0).numpy()
     img = Image.fromarray(arr[:, :, 0] if c == 1 else arr, mode="L" if c == 1 else "RGB")
     if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
     return img
 
 
@@ -108,13 +108,13 @@ def to_image(x: torch.Tensor, scale: int = 1) -> Image.Image:
     else:
         img = Image.fromarray(arr[:3].permute(1, 2, 0).contiguous().numpy(), mode="RGB")
     if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.BICUBIC)
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.BICUBIC)
     return img
 
 
 def _text_size(text: str, f) -> tuple[int, int]:
     left, top, right, bottom = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=f)
-    return right - left, bottom - top
+    return int(right - left), int(bottom - top)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import errno
 import importlib
 import re
 import sys
+from typing import NoReturn
 
 from gan_core.errors import GansearchError
 
@@ -37,7 +38,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, as for every other bad input
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, as for every other bad input
         self.print_usage(sys.stderr)
         self.exit(2, f"gansearch: error: {message}\n")
 

@@ -83,7 +83,7 @@ def samples(G: Generator, *, seed: int = 0, label: int | None = None) -> Image.I
     if G.conditional and label is None:
         k = G.num_classes
         z = _latent(G, 10, gen).repeat_interleave(k, dim=0)
-        labels = torch.arange(k).repeat(10)
+        labels: torch.Tensor | None = torch.arange(k).repeat(10)
         ncol, cols, title = k, [str(c) for c in range(k)], "samples: one noise vector per row, one class per column"
     else:
         z = _latent(G, 64, gen)
@@ -218,7 +218,7 @@ def walk(G: Generator, *, seed: int = 0, label: int | None = None, points: int =
     if per_class:
         k = G.num_classes
         z = torch.cat([fz.repeat(k, 1) for fz in frames_z])
-        labels = torch.arange(k).repeat(len(frames_z))
+        labels: torch.Tensor | None = torch.arange(k).repeat(len(frames_z))
         ncol, per_frame = k, k
     else:
         z = torch.cat(frames_z)
