@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from search.experiment import OPTUNA_FILE
 from search.storage import is_uri
 
 ENV = "GANSEARCH_OPTUNA_STORAGE"
+ARTIFACTS = "optuna-artifacts"  # the sample grids attached to the study's trials
 HIDDEN = "***"
 
 
@@ -94,6 +96,37 @@ def study_url(exp: str, override: str | None) -> str:
     local = root / "optuna" / f"{name}-{hashlib.sha256(exp.encode()).hexdigest()[:8]}.db"
     local.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{local.resolve()}"
+
+
+def keep_newest_grid(samples: list[Path], keep: Path) -> None:
+    """Copy the newest sample grid of a trial's ``samples`` folders (the first that has one) into
+    the folder ``keep``, replacing the one kept before: called on each report, while the trial's
+    working folder surely exists (Ray may remove it before the trial is told complete, and syncs
+    the experiment folder only now and then)."""
+    for folder in samples:
+        grids = sorted(folder.glob("step-*.png")) if folder.is_dir() else []
+        if grids:
+            keep.mkdir(parents=True, exist_ok=True)
+            tmp = keep / (grids[-1].name + ".tmp")
+            shutil.copyfile(grids[-1], tmp)
+            os.replace(tmp, keep / grids[-1].name)
+            for old in keep.glob("step-*.png"):
+                if old.name != grids[-1].name:
+                    old.unlink()
+            return
+
+
+def attach_samples(trial: optuna.Trial, keep: Path, store: Path) -> str | None:
+    """Attach the sample grid kept in ``keep`` to a running Optuna trial as an artifact in ``store``
+    (the experiment's ARTIFACTS folder), so optuna-dashboard shows it next to the trial's score
+    (``optuna-dashboard URL --artifact-dir EXPERIMENT/optuna-artifacts``). The artifact id, or
+    None when the trial has no grid (it ran on another node's disk, or drew none)."""
+    grids = sorted(keep.glob("step-*.png")) if keep.is_dir() else []
+    if not grids:
+        return None
+    return optuna.artifacts.upload_artifact(
+        artifact_store=optuna.artifacts.FileSystemArtifactStore(str(store)), file_path=str(grids[-1]),
+        study_or_trial=trial, mimetype="image/png")
 
 
 class RedactedRDBStorage(optuna.storages.RDBStorage):

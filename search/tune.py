@@ -64,7 +64,16 @@ from search.experiment import (
 from search.pareto import ThroughputMeter, cost_metric, generator_params
 from search.space import PBT_MUTABLE_PREFIXES, ChoiceParam, FloatParam, IntParam, Space, random_draws
 from search.storage import Folder, is_uri, normalise
-from search.study_db import RedactedRDBStorage, redact, resolve_stored, study_url
+from search.study_db import (
+    ARTIFACTS,
+    RedactedRDBStorage,
+    attach_samples,
+    keep_newest_grid,
+    redact,
+    resolve_stored,
+    study_url,
+)
+from search.tune_progress import quiet_worker_logs, sampled_keys, setup_output, tune_callbacks
 
 __all__ = ["BEST_CONFIG_FILE", "SUMMARY_FILE", "SearchOptions", "SearchOutcome", "TrialDiverged",
            "resume_search", "run_search", "select_device"]
@@ -179,6 +188,7 @@ def _restore(checkpoint: Any, run_dir: Path, ctx: TrialContext, cfg: Any) -> Non
 def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     """One trial: sampled values -> Config -> gan_core.loop.train, reporting each evaluation."""
     started = time.time()
+    quiet_worker_logs()
     import torch
 
     from gan_core.loop import Callbacks, train
@@ -279,9 +289,11 @@ class BudgetOptunaSearch(OptunaSearch):
     It relies on OptunaSearch's ``_ot_trials`` and ``_completed_trials`` (tests/test_review.py
     checks the study, so a Ray upgrade that renames them fails loudly)."""
 
-    def __init__(self, *args: Any, budget_images: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, budget_images: int, experiment: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.budget_images = budget_images
+        self.experiment = experiment  # a local experiment folder: sample grids become artifacts
+        self.trial_dirs: dict[str, str] = {}  # trial id -> its folder on this node (tune_progress fills it)
         self._points: dict[str, dict[str, Any]] = {}  # trial id -> best/last values and images
 
     @property
@@ -306,6 +318,16 @@ class BudgetOptunaSearch(OptunaSearch):
             super().on_trial_result(trial_id, result)
         p = self._note(trial_id, result)
         p["step"] = max(p["step"], step)
+        if self.experiment:
+            self._keep_grid(trial_id)
+
+    def _keep_grid(self, trial_id: str) -> None:
+        folders = [self.trial_dirs.get(trial_id), Path(self.experiment) / _trial_name_of(trial_id)]
+        keep_newest_grid([Path(f) / RUN_SUBDIR / "samples" for f in folders if f], self._kept_grid(trial_id))
+
+    def _kept_grid(self, trial_id: str) -> Path:
+        """Where a trial's newest sample grid waits for its artifact (see keep_newest_grid)."""
+        return Path(self.experiment) / ARTIFACTS / "latest" / trial_id
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         ot_trial = self._ot_trials.get(trial_id)
@@ -321,6 +343,9 @@ class BudgetOptunaSearch(OptunaSearch):
                            ("best_images", p.get("best_images")), ("last_score", p.get("last")),
                            ("tune_trial_id", trial_id)):
             ot_trial.set_user_attr(key, value)
+        if self.experiment:  # before it is told: a finished trial takes no more attributes
+            self._keep_grid(trial_id)  # the last report may come with the completion only
+            attach_samples(ot_trial, self._kept_grid(trial_id), Path(self.experiment) / ARTIFACTS)
         if error or not result:
             return super().on_trial_complete(trial_id, result, error)
         if p.get("images", 0) < self.budget_images:
@@ -333,7 +358,11 @@ class BudgetOptunaSearch(OptunaSearch):
 
 
 def _trial_name(trial: Any) -> str:
-    return f"trial_{trial.trial_id}"
+    return _trial_name_of(trial.trial_id)
+
+
+def _trial_name_of(trial_id: str) -> str:
+    return f"trial_{trial_id}"
 
 
 def _tune_domain(p: FloatParam | IntParam | ChoiceParam) -> Any:
@@ -395,6 +424,7 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
         storage = RedactedRDBStorage(optuna_url)  # pickled by Ray without its password
         search_alg = BudgetOptunaSearch(
             budget_images=space.budget.images,
+            experiment="" if is_uri(exp) else exp,
             space=space.define_by_run(opts.seed),
             metric=[metric, cost_metric(opts.cost)[0]] if opts.cost else metric,
             mode=[mode, cost_metric(opts.cost)[1]] if opts.cost else mode,
@@ -446,7 +476,10 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
             sync_config=tune.SyncConfig(sync_artifacts=True, sync_artifacts_on_checkpoint=False),
             log_to_file=True,
             verbose=opts.verbose,
-            callbacks=callbacks or None,
+            callbacks=tune_callbacks(callbacks, quiet=opts.verbose == 0, trials=opts.trials or s.trials,
+                                     budget_images=space.budget.images, metric=metric, mode=mode,
+                                     shown=sampled_keys(space.params),
+                                     trial_dirs=getattr(search_alg, "trial_dirs", None)),
         ),
     )
 
@@ -488,6 +521,7 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
         raise GansearchError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     absolute_env()
     absolute_data_paths(space.base_config.data, os.getcwd())  # saved so in base.yaml: resume anywhere
+    setup_output(quiet=opts.verbose == 0)
     started = _init_ray(opts.address, opts.connect_timeout)  # before anything is written
     try:
         clf = driver_classifier(space)
@@ -541,6 +575,7 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
     if more:
         grow.check_growable(state, more)
     absolute_env()
+    setup_output(quiet=False)
     started = _init_ray(address, connect_timeout)
     try:
         # The classifier the search started with (an older experiment without one: the driver's).

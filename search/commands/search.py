@@ -13,12 +13,16 @@ EXAMPLE = """example:
   gansearch search --space spaces/mnist-dcgan.yaml --name dcgan --address auto \\
       --storage s3://my-bucket/gansearch --gpus-per-trial 0.25 --max-concurrent 16
   gansearch search --space spaces/quick.yaml --name quick-cheap --cost params   # score vs size
+  gansearch search --space spaces/quick.yaml --name quick --quiet   # one line per trial event
 
 writes into STORAGE/NAME: Ray Tune's trial folders (checkpoints, samples, logs), the Optuna
 study (optuna.db), summary.json and best_config.yaml (train it with
 `gansearch train --config STORAGE/NAME/best_config.yaml --out runs/best`).
 An interrupted search continues with `gansearch resume STORAGE/NAME`, a finished one grows with
 `gansearch resume STORAGE/NAME --trials N`.
+Watch it with `tensorboard --logdir STORAGE/NAME` (every trial's scalars and sample grids) and
+`optuna-dashboard sqlite:///STORAGE/NAME/optuna.db --artifact-dir STORAGE/NAME/optuna-artifacts`
+(scores, and each trial's newest sample grid); both come with `pip install 'gansearch[viz]'`.
 The space language is documented in spaces/README.md."""
 
 
@@ -55,7 +59,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "None: the space's search.scheduler (asha)")
     p.add_argument("--max-failures", type=int, default=2, metavar="N",
                    help="retries of a crashed trial from its last checkpoint (-1: unlimited)")
-    p.add_argument("--quiet", action="store_true", help="no Ray Tune progress tables")
+    p.add_argument("--quiet", action="store_true",
+                   help="no Ray Tune tables or Ray/Optuna INFO lines: one line per trial event (started, "
+                        "completed, stopped early, failed; with its score) and a summary every 30 s "
+                        "(done/running/stopped/failed of N, best score and trial, elapsed, time left)")
     p.add_argument("--cost", choices=["params", "images_per_s"],
                    help="search two objectives with Optuna's multi-objective TPE: the score and this cost "
                         "(generator parameters, fewer is better, or training images/s, more is better), "

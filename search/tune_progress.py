@@ -1,0 +1,247 @@
+"""What a search prints: one line per trial event, a periodic summary, and none of Ray's noise.
+
+Imported only by search/tune.py (it imports Ray). ``--quiet`` leaves the toolkit's own lines and
+real warnings: Tune's tables, its experiment banner and every INFO line of Ray and Optuna go, and
+:class:`StatusLines` prints instead::
+
+    [00:41] trial 2627c0a7 started (1/8): optim.d.lr=0.00123 model.g_depth=2
+    [01:15] trial 2627c0a7 completed: score 4.21 after 2048 images (best 4.21, trial 2627c0a7)
+    [01:20] 3/8 done (2 completed, 1 stopped early, 0 failed), 2 running; best score 4.21 (trial
+            2627c0a7); elapsed 1m20s, about 2m13s left
+
+Without ``--quiet`` Tune's tables stay, minus what is noise in both modes: a "Checkpoint
+successfully created" line per report, ``ValueError when calling 'flush' on stream`` warnings
+(Tune's stdout tee once a reused actor closed its log file), the snapshot-frequency warning a
+``num_to_keep`` checkpoint config triggers, the token-authentication notice of a private Ray,
+and the TensorBoard hint into Ray's temporary folder: Ray's own TensorBoard logger is off, since
+every run writes its events (all scalars and the sample grids) into its own folder
+(gan_core/events.py), so ``tensorboard --logdir EXPERIMENT`` is the command.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+from ray.tune.experimental.output import AirVerbosity, TuneTerminalReporter
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+from search.experiment import finite, trial_params
+
+# Messages that say nothing a user can act on (see the module docstring).
+NOISE = (
+    "Checkpoint successfully created at",
+    "ValueError when calling 'flush' on stream",
+    "ValueError when calling 'write' on stream",
+    "Experiment state snapshotting has been triggered",
+    "Token authentication is enabled for this Ray cluster",
+)
+
+
+class _NoiseFilter(logging.Filter):
+    """Drops the NOISE messages, and every record below WARNING when ``quiet``."""
+
+    def __init__(self, quiet: bool) -> None:
+        super().__init__("gansearch")
+        self.quiet = quiet
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.quiet and record.levelno < logging.WARNING:
+            return False
+        msg = record.getMessage()
+        return not any(n in msg for n in NOISE)
+
+
+def _install(logger: logging.Logger, quiet: bool) -> None:
+    """The filter on the logger's handlers: records of child loggers ("ray.tune.tune") reach a
+    handler by propagation, where a filter on the logger itself would not see them."""
+    for handler in logger.handlers:
+        for old in [f for f in handler.filters if isinstance(f, _NoiseFilter)]:
+            handler.removeFilter(old)
+        handler.addFilter(_NoiseFilter(quiet))
+
+
+def setup_output(*, quiet: bool) -> None:
+    """Before ``ray.init`` and ``Tuner.fit`` in the driver: filter Ray's handlers (ray.init resets
+    the level, not the handlers), quiet Optuna, and keep Ray's TensorBoard logger and the
+    snapshot warning off (both read from the environment when the Tuner starts)."""
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # tune_callbacks() adds JSON and CSV
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    _install(logging.getLogger("ray"), quiet)
+    if quiet:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def quiet_worker_logs() -> None:
+    """In a trial's process: drop the NOISE lines before Ray forwards them to the driver."""
+    _install(logging.getLogger("ray"), False)
+
+
+class _SilentReporter(TuneTerminalReporter):
+    """Tune's reporter with nothing to say: the first one in the callbacks is the one Tune shows
+    its experiment banner and heartbeat tables with; the default one it adds is silent at
+    verbose=0 except for that banner."""
+
+    def __init__(self) -> None:
+        super().__init__(AirVerbosity.SILENT, num_samples=1)
+
+    def experiment_started(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def print_heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def sampled_keys(params: Any) -> tuple[str, ...]:
+    """The config keys a space samples (its ranges and choices, inside branches too), which a
+    start line shows; fixed values are the same for every trial."""
+    out: list[str] = []
+    for p in params:
+        if hasattr(p, "name"):  # every kind but FixedParam
+            out.append(p.key)
+        for _, sub in getattr(p, "branches", ()):
+            out += sampled_keys(sub)
+    return tuple(out)
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class StatusLines(Callback):
+    """One line per trial event and a summary every ``every_s`` seconds (and at the end)."""
+
+    def __init__(self, *, trials: int, budget_images: int, metric: str, mode: str, shown: tuple[str, ...] = (),
+                 every_s: float = 30.0) -> None:
+        self.trials, self.budget, self.metric, self.mode = trials, budget_images, metric, mode
+        self.shown = shown  # the sampled keys a start line names (all when empty)
+        self.every_s = every_s
+        self.started = time.time()
+        self.last_summary = self.started
+        self.images: dict[str, int] = {}
+        self.scores: dict[str, float] = {}  # trial id -> its best score
+        self.ended: dict[str, str] = {}  # trial id -> completed | stopped | failed
+        self.running: set[str] = set()
+        self.n_started = 0
+
+    # ------------------------------------------------------------------ state
+
+    def _better(self, a: float, b: float) -> bool:
+        return a < b if self.mode == "min" else a > b
+
+    def best(self) -> tuple[str, float] | None:
+        if not self.scores:
+            return None
+        tid = min(self.scores, key=lambda t: self.scores[t] if self.mode == "min" else -self.scores[t])
+        return tid, self.scores[tid]
+
+    def _say(self, text: str) -> None:
+        print(f"[{_clock(time.time() - self.started)}] {text}", flush=True)
+
+    def summary(self) -> str:
+        counts = {s: sum(v == s for v in self.ended.values()) for s in ("completed", "stopped", "failed")}
+        done = len(self.ended)
+        best = self.best()
+        best_s = f"best {self.metric} {best[1]:.4g} (trial {best[0]})" if best else f"no {self.metric} yet"
+        elapsed = time.time() - self.started
+        # Progress in trials: finished ones count whole, running ones by the budget they reached.
+        progress = done + sum(min(self.images.get(t, 0) / max(self.budget, 1), 1.0) for t in self.running)
+        left = elapsed * (self.trials - progress) / progress if progress > 0 else math.nan
+        eta = f"about {_clock(left)} left" if math.isfinite(left) and done < self.trials else "ETA unknown"
+        if done >= self.trials:
+            eta = "finished"
+        return (f"{done}/{self.trials} done ({counts['completed']} completed, {counts['stopped']} stopped early, "
+                f"{counts['failed']} failed), {len(self.running)} running; {best_s}; elapsed {_clock(elapsed)}, {eta}")
+
+    # ------------------------------------------------------------------ Tune's hooks
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.running.add(trial.trial_id)
+        self.n_started += 1
+        params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in trial_params(trial.config).items()
+                          if not self.shown or k in self.shown)
+        self._say(f"trial {trial.trial_id} started ({self.n_started}/{self.trials}): {params}".rstrip(": "))
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
+                        **info: Any) -> None:
+        tid = trial.trial_id
+        self.images[tid] = int(result.get("images_seen", 0) or 0)
+        value = result.get(self.metric)
+        if finite(value) and (tid not in self.scores or self._better(float(value), self.scores[tid])):
+            self.scores[tid] = float(value)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        tid = trial.trial_id
+        self.running.discard(tid)
+        images = self.images.get(tid, 0)
+        status = "completed" if images >= self.budget else "stopped"
+        self.ended[tid] = status
+        score = self.scores.get(tid)
+        what = "completed" if status == "completed" else "stopped early (scheduler)"
+        score_s = f"{self.metric} {score:.4g}" if score is not None else f"no finite {self.metric}"
+        best = self.best()
+        tail = f" (best {best[1]:.4g}, trial {best[0]})" if best else ""
+        self._say(f"trial {tid} {what}: {score_s} after {images} images{tail}")
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        tid = trial.trial_id
+        self.running.discard(tid)
+        self.ended[tid] = "failed"
+        why = _last_error_line(trial.error_file)
+        self._say(f"trial {tid} failed after {self.images.get(tid, 0)} images: {why}")
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        now = time.time()
+        if now - self.last_summary >= self.every_s:
+            self.last_summary = now
+            self._say(self.summary())
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self._say(self.summary())
+
+
+def _last_error_line(path: str | None) -> str:
+    """The exception line of a trial's error.txt (its last non-empty line)."""
+    try:
+        lines = [ln.strip() for ln in Path(path or "").read_text().splitlines() if ln.strip()]
+    except OSError:
+        return "see its error.txt"
+    return lines[-1][:300] if lines else "see its error.txt"
+
+
+class _TrialFolders(Callback):
+    """Tells the searcher each trial's working folder on this node (Ray's documented
+    ``trial_working_directory``): the trial writes its run there, and Tune syncs it to the
+    experiment folder only now and then, so the newest sample grid is read from it."""
+
+    def __init__(self, folders: dict[str, str]) -> None:
+        self.folders = folders
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        try:
+            self.folders[trial.trial_id] = trial.storage.trial_working_directory
+        except (AttributeError, RuntimeError):  # the searcher falls back to the experiment folder
+            pass
+
+
+def tune_callbacks(user: list[Any], *, quiet: bool, trials: int, budget_images: int, metric: str,
+                   mode: str, shown: tuple[str, ...] = (), trial_dirs: dict[str, str] | None = None) -> list[Any]:
+    """The Tuner's callbacks: Tune's JSON (result.json, which every reader reads) and CSV loggers,
+    the status lines (and a silent reporter) when quiet, the trial folders for ``trial_dirs``,
+    then the caller's."""
+    out: list[Any] = [JsonLoggerCallback(), CSVLoggerCallback()]
+    if trial_dirs is not None:
+        out.append(_TrialFolders(trial_dirs))
+    if quiet:
+        out += [_SilentReporter(), StatusLines(trials=trials, budget_images=budget_images, metric=metric, mode=mode,
+                                               shown=shown)]
+    return out + list(user)
