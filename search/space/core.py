@@ -6,7 +6,7 @@ calls to sample a trial.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gan_core.config import Config, from_dict, set_path, to_dict
 from search.space.params import (
@@ -25,6 +25,9 @@ from search.space.params import (
     key_of,
     trial_seed,
 )
+
+if TYPE_CHECKING:
+    from optuna.trial import BaseTrial
 
 
 @dataclass
@@ -115,14 +118,14 @@ class DefineByRun:
         self.params = params
         self.seed = seed
 
-    def __call__(self, trial: Any) -> dict[str, Any]:
+    def __call__(self, trial: BaseTrial) -> dict[str, Any]:
         fixed: dict[str, Any] = {}
         _suggest(trial, self.params, fixed)
         fixed["train.seed"] = trial_seed(self.seed, trial.number)
         return fixed
 
 
-def _suggest(trial: Any, params: tuple[Param, ...], fixed: dict[str, Any]) -> None:
+def _suggest(trial: BaseTrial, params: tuple[Param, ...], fixed: dict[str, Any]) -> None:
     for p in params:
         if isinstance(p, FixedParam):
             fixed[p.key] = p.value
