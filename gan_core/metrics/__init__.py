@@ -4,6 +4,7 @@ A small reference CNN per dataset (trained by the toolkit, cached) embeds images
 are pure functions of its penultimate features and class probabilities:
 
 - ``cfd``: classifier Frechet distance to the test split (the default ``score``; lower is better)
+- ``kid``: kernel distance on the same features, KID's unbiased cubic-kernel MMD^2 (unbiased at any n)
 - ``cis``: classifier Inception Score exp E[KL(p(y|x) || p(y))], 1..num_classes
 - ``coverage``: classes predicted for >= 2 % of the samples; ``class_kl``: KL(histogram || uniform)
 - ``precision``/``recall``: k-NN manifolds, k=3 (Kynkaanniemi et al., 2019), on unit-norm
@@ -39,6 +40,8 @@ from gan_core.metrics.metrics import (
     conditional_accuracy,
     feature_statistics,
     frechet_distance,
+    kernel_distance,
+    kernel_within,
     knn_manifold_metrics,
     knn_radii,
     manifold_embedding,
@@ -63,6 +66,8 @@ __all__ = [
     "frechet_distance",
     "get_classifier",
     "get_reference",
+    "kernel_distance",
+    "kernel_within",
     "install_classifier",
     "knn_manifold_metrics",
     "knn_radii",
