@@ -575,7 +575,7 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
     if more:
         grow.check_growable(state, more)
     absolute_env()
-    setup_output(quiet=False)
+    setup_output(quiet=False, resuming=True)
     started = _init_ray(address, connect_timeout)
     try:
         # The classifier the search started with (an older experiment without one: the driver's).

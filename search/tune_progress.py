@@ -66,11 +66,17 @@ def _install(logger: logging.Logger, quiet: bool) -> None:
         handler.addFilter(_NoiseFilter(quiet))
 
 
-def setup_output(*, quiet: bool) -> None:
+def setup_output(*, quiet: bool, resuming: bool = False) -> None:
     """Before ``ray.init`` and ``Tuner.fit`` in the driver: filter Ray's handlers (ray.init resets
     the level, not the handlers), quiet Optuna, and keep Ray's TensorBoard logger and the
-    snapshot warning off (both read from the environment when the Tuner starts)."""
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # tune_callbacks() adds JSON and CSV
+    snapshot warning off (both read from the environment when the Tuner starts).
+
+    A resumed Tuner runs with the callbacks it was created with: one from before tune_callbacks
+    has no JSON logger of its own, so there Ray adds its default loggers (TensorBoard's too)."""
+    if resuming:
+        os.environ.pop("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", None)  # adds only the missing ones
+    else:
+        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # tune_callbacks() adds JSON and CSV
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     _install(logging.getLogger("ray"), quiet)
     if quiet:
@@ -162,6 +168,9 @@ class StatusLines(Callback):
                 f"{counts['failed']} failed), {len(self.running)} running; {best_s}; elapsed {_clock(elapsed)}, {eta}")
 
     # ------------------------------------------------------------------ Tune's hooks
+
+    def setup(self, **info: Any) -> None:
+        self.started = self.last_summary = time.time()  # a resumed search's clock starts again
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.running.add(trial.trial_id)
