@@ -7,7 +7,8 @@ scored as the search ranks trials: by the best evaluation of each run. The confi
 the mean over the new seeds only (the search's own, selected score is shown beside them, never
 averaged in). Runs live in ``<experiment>/confirm/<trial>/seed_<seed>/`` (a local folder under
 ``runs/`` for an experiment on s3:// or gs://), so a second call resumes or reuses them;
-confirm.json in the experiment holds every score, and the leaderboard marks confirmed rows.
+confirm.json in the experiment holds every score, confirmed_config.yaml the best mean's config
+(for ``gansearch retrain``), and the leaderboard marks confirmed rows.
 
 Example::
 
@@ -26,12 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gan_core.config import dump_config
 from gan_core.errors import GansearchError
-from search.experiment import Experiment, best_report, finite
+from search.experiment import BestPoint, Experiment, best_report, finite
 from search.storage import is_uri
 
 CONFIRM_FILE = "confirm.json"
 CONFIRM_DIR = "confirm"
+CONFIRMED_CONFIG = "confirmed_config.yaml"  # the best mean's config, as best_config.yaml is the search's best
 
 
 def confirm_seed(trial_id: str, i: int) -> int:
@@ -83,6 +86,7 @@ class ConfirmReport:
     metric: str
     mode: str
     configs: list[Confirmed]  # best mean first; configs with no finite score last
+    config_path: str | None = None  # confirmed_config.yaml, written when a config scored
 
     @property
     def best(self) -> Confirmed | None:
@@ -90,7 +94,7 @@ class ConfirmReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"metric": self.metric, "mode": self.mode, "best": self.best.trial_id if self.best else None,
-                "configs": [c.to_json() for c in self.configs]}
+                "config": self.config_path, "configs": [c.to_json() for c in self.configs]}
 
 
 def runs_root(exp: Experiment) -> Path:
@@ -128,12 +132,13 @@ def confirm(exp: Experiment, k: int, seeds: int = 3, *, device: str = "auto",
     if not top:
         raise GansearchError(f"--confirm: {exp.path} has no finished trial with a finite {exp.metric}")
     root = runs_root(exp)
-    configs = []
+    configs, bases = [], {}
     for t in top:
         base = t.config if t.config is not None else (exp.space.config_for(t.params) if exp.space else None)
         if base is None:
             raise GansearchError(f"--confirm: trial {t.trial_id}: its config cannot be read (no checkpoint "
                                  "config.yaml and no space.yaml)")
+        bases[t.trial_id] = base
         row = Confirmed(t.trial_id, t.score, [], [])
         for i in range(seeds):
             seed = confirm_seed(t.trial_id, i)
@@ -150,6 +155,13 @@ def confirm(exp: Experiment, k: int, seeds: int = 3, *, device: str = "auto",
     sign = 1.0 if exp.mode == "min" else -1.0
     configs.sort(key=lambda c: (c.mean is None, sign * (c.mean or 0.0), c.trial_id))
     report = ConfirmReport(exp.metric, exp.mode, configs)
+    if report.best is not None:
+        win = report.best
+        cfg = apply_overrides(bases[win.trial_id], [])  # a copy
+        cfg.name = f"{exp.name}-{win.trial_id}-confirmed"
+        note = f"# confirmed: {exp.metric} {win.mark()} over further seeds {win.seeds}\n"
+        point = BestPoint.of(exp, exp.trial(win.trial_id)).comment()
+        report.config_path = exp.folder.write_text(CONFIRMED_CONFIG, point + note + dump_config(cfg))
     exp.folder.write_text(CONFIRM_FILE, json.dumps(report.to_json(), indent=2))
     return report
 
@@ -181,7 +193,8 @@ def format_report(report: ConfirmReport) -> str:
         each = ", ".join(f"{s:.4g}" if s is not None else "diverged" for s in c.scores)
         lines.append(f"  {c.trial_id:<10} {mean:>9} {sd:>8} {found:>9}  {each}")
     if report.best is not None:
-        lines.append(f"best on the mean: trial {report.best.trial_id} ({report.best.mark()})")
+        lines.append(f"best on the mean: trial {report.best.trial_id} ({report.best.mark()}); its config: "
+                     f"{report.config_path}")
     else:
         lines.append("no config scored on any further seed")
     return "\n".join(lines)

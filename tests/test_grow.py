@@ -180,6 +180,10 @@ def test_two_objective_search_pareto_front_and_confirmed_winner(two_objective, c
     means = {c["trial_id"]: c["mean"] for c in report["configs"]}
     assert report["best"] == min(means, key=means.get)
     assert BestPoint.from_config_text(best_yaml.read_text()).trial == report["best"]
+    confirmed = exp / "confirmed_config.yaml"  # also kept in the experiment, ready for retrain
+    assert report["config"] == str(confirmed) and "# confirmed: score " in confirmed.read_text()
+    assert BestPoint.from_config_text(confirmed.read_text()).trial == report["best"]
+    assert load_config(confirmed).model == record.trial(report["best"]).config.model
     # The leaderboard marks the confirmed rows with mean±sd (2 seeds).
     board = out.split("confirmed on 2 further seeds", 1)[0]
     assert " confirmed " in board and f"{means[report['best']]:.4g}±" in board and "(2 seeds)" in board

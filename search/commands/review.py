@@ -36,9 +36,9 @@ be reviewed; nothing in it is changed, except by --confirm.
 --confirm K re-trains the top K finished trials' configs on --seeds S further seeds each at the
 full budget (in this process, one after another), prints each config's mean and sd over those
 seeds (the search's own score is not averaged in: it was selected for being good), writes
-confirm.json and the runs (confirm/<trial>/seed_<seed>/) into the experiment, marks those rows
-in the leaderboard, and makes --export write the config with the best mean. --cost params |
-images_per_s lists the trials no other trial beats on both score and cost (the Pareto front;
+confirm.json, confirmed_config.yaml (the best mean's) and the runs (confirm/<trial>/seed_<seed>/)
+into the experiment, marks those rows in the leaderboard, and makes --export write the config
+with the best mean. --cost params | images_per_s lists the trials no other trial beats on both score and cost (the Pareto front;
 the search's own --cost by default) and, with --plots, draws pareto.png."""
 
 
