@@ -122,9 +122,52 @@ def _hint(target: Target) -> str:
             "--address auto to start a private Ray on this machine")
 
 
-def failure(target: Target, what: str) -> str:
+def failure(target: Target, what: str, fix: str | None = None) -> str:
     """The one line for a cluster that could not be joined."""
-    return f"cannot join the Ray cluster at {target.address} (from {target.source}): {what}; {_hint(target)}"
+    return f"cannot join the Ray cluster at {target.address} (from {target.source}): {what}; {fix or _hint(target)}"
+
+
+TOKEN_FIX = ("copy the cluster's token (`ray get-auth-token` on the head prints it) to ~/.ray/auth_token here "
+             "or into RAY_AUTH_TOKEN")
+
+
+def token_failure(target: Target, *, token_mode: bool, has_token: bool) -> str:
+    """The one line for a cluster that refused this process's token (Ray 2.60's ``ray start
+    --head`` turns token authentication on; every driver and node needs the same token)."""
+    if not token_mode:
+        return failure(target, "the cluster requires a token and RAY_AUTH_MODE is not token here",
+                       f"export RAY_AUTH_MODE=token and {TOKEN_FIX}")
+    if not has_token:
+        return failure(target, "RAY_AUTH_MODE=token but no token was found (RAY_AUTH_TOKEN, "
+                       "RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)", TOKEN_FIX)
+    return failure(target, "the cluster refused this process's token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                   "~/.ray/auth_token holds another cluster's)", TOKEN_FIX)
+
+
+def _amounts(resources: dict[str, float]) -> str:
+    return ", ".join(f"{resources.get(k, 0.0):g} {k}" for k in ("CPU", "GPU"))
+
+
+def fits(request: dict[str, float], node: dict[str, float]) -> bool:
+    """Whether one node's resources can hold a trial's request (CPU, GPU; fractions allowed)."""
+    return all(node.get(k, 0.0) + 1e-9 >= v for k, v in request.items() if v > 0)
+
+
+def unplaceable(request: dict[str, float], nodes: list[dict[str, float]], where: str, waited: float | None) -> str:
+    """The one line for trials no node takes: what each asks for, what the nodes have, the fix.
+    ``waited`` is the pending time so far on a cluster an autoscaler may grow (None: it cannot)."""
+    have = "; ".join(sorted({_amounts(n) for n in nodes})) or "none"
+    busy = any(fits(request, n) for n in nodes)
+    why = ("the nodes that could hold one stayed busy" if busy
+           else "no node has that" + ("" if waited is None else " and no node that has it was added"))
+    head = (f"no trial could start within {waited:g} s" if waited is not None
+            else "no trial can start")
+    fix = "lower --gpus-per-trial / --cpus-per-trial, or add nodes with those resources"
+    if waited is not None:
+        fix += " (a node type in the cluster config), or raise --pending-timeout while nodes start"
+    elif where == "this machine's private Ray":
+        fix = "lower --gpus-per-trial / --cpus-per-trial, or join a cluster that has them with --address"
+    return f"{head}: each trial asks for {_amounts(request)} and {why} ({where}: nodes with {have}); {fix}"
 
 
 def wait_reachable(target: Target, timeout: float, *, poll: float = 0.5) -> None:

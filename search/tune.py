@@ -37,7 +37,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from gan_core.config import dump_config, from_dict, to_dict
 from gan_core.errors import GansearchError
-from search import grow, ray_address
+from search import grow, ray_address, tune_cluster
 from search.driver import absolute_data_paths, absolute_env, driver_classifier, write_bytes
 from search.experiment import (
     BASE_FILE,
@@ -93,6 +93,7 @@ class SearchOptions:
     address: str | None = None  # None: a private local Ray (or RAY_ADDRESS's); "auto" or HOST:PORT: a cluster
     connect_timeout: float = ray_address.DEFAULT_CONNECT_TIMEOUT  # seconds to wait for a cluster
     cpus_per_trial: float | None = None
+    pending_timeout: float = 600.0  # seconds trials may wait for a cluster's resources, none running
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
     seed: int = 0
@@ -503,7 +504,7 @@ def _init_ray(address: str | None, connect_timeout: float) -> bool:
     target = ray_address.resolve(address)
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
     kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}} if (not target.local and env) else {}
-    ray_address.join(target, connect_timeout, lambda: ray.init(address=target.init_address, **kwargs))
+    ray_address.join(target, connect_timeout, lambda: tune_cluster.connect(target, **kwargs))
     return True
 
 
@@ -524,6 +525,10 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
     setup_output(quiet=opts.verbose == 0)
     started = _init_ray(opts.address, opts.connect_timeout)  # before anything is written
     try:
+        private = started and ray_address.resolve(opts.address).local  # nothing can be added to it
+        cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else space.search.cpus_per_trial
+        tune_cluster.check_resources(cpus, opts.gpus_per_trial, private=private)
+        watch = [] if private else [tune_cluster.PendingWatch(cpus, opts.gpus_per_trial, opts.pending_timeout)]
         clf = driver_classifier(space)
         url = study_url(exp, opts.optuna_storage)
         if scheduler != "pbt":
@@ -546,7 +551,7 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
             "cwd": os.getcwd(),  # what relative data paths among the sampled values mean, also on resume
         }
         blob = clf.to_bytes()
-        tuner = _build_tuner(space, opts, exp, url, list(callbacks or []), blob)
+        tuner = _build_tuner(space, opts, exp, url, list(callbacks or []) + watch, blob)
         folder = Folder(exp)
         folder.write_text(SPACE_FILE, space.text)
         folder.write_text(BASE_FILE, dump_config(space.base_config))
