@@ -198,7 +198,8 @@ def collect_slice(exp: ReviewedExperiment, p: SearchedParam) -> Slice:
     for status in (TrialStatus.COMPLETED, TrialStatus.STOPPED, TrialStatus.UNFINISHED):
         pts = [(param_value(exp, t, p), float(t.score)) for t in exp.trials
                if t.status is status and finite(t.score)]
-        pts = [(v, s) for v, s in pts if v is not None]
+        # A range's values are numbers; a choice's anything printable (None: not in this branch).
+        pts = [(v, s) for v, s in pts if (v is not None if p.kind == "choice" else isinstance(v, int | float))]
         if not pts:
             continue
         if p.kind == "choice":
@@ -207,7 +208,7 @@ def collect_slice(exp: ReviewedExperiment, p: SearchedParam) -> Slice:
                     chart.categories.append(str(v))
             xs = [chart.categories.index(str(v)) + rng.uniform(-0.15, 0.15) for v, _ in pts]
         else:
-            xs = [float(v) for v, _ in pts]
+            xs = [float(v) for v, _ in pts if isinstance(v, int | float)]
         chart.series.append(Points(status.label, xs, [s for _, s in pts], status))
     return chart
 

@@ -16,7 +16,7 @@ from gan_core.config import flatten, to_dict
 from search.experiment import NOT_METRICS, Experiment, TrialRecord, finite, open_experiment
 
 if TYPE_CHECKING:
-    from search.space import Param, Space
+    from search.space import Param, Scalar, Space
 
 
 @dataclass
@@ -26,7 +26,7 @@ class SearchedParam:
     key: str
     kind: str  # float | int | choice
     log: bool = False
-    choices: tuple[Any, ...] = ()
+    choices: tuple[Scalar, ...] = ()
     names: tuple[str, ...] = ()  # the Optuna names (one per branch)
     low: float | None = None
     high: float | None = None
@@ -132,7 +132,7 @@ def _guess_searched(trials: list[TrialRecord]) -> list[SearchedParam]:
 
 
 
-def param_value(exp: Experiment, t: TrialRecord, p: SearchedParam) -> Any:
+def param_value(exp: Experiment, t: TrialRecord, p: SearchedParam) -> Scalar:
     """A trial's value of a searched key: from its config when known, else its sampled values."""
     for name in p.names or (p.key,):
         if name in t.params:

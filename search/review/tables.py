@@ -20,7 +20,7 @@ from search.experiment import TrialRecord, TrialStatus
 from search.review.reading import ReviewedExperiment, metric_parts, param_value
 
 
-def fmt(v: Any) -> str:
+def fmt(v: object) -> str:
     if v is None:
         return "-"
     if isinstance(v, bool):
