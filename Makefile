@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test faults bench lint clean
+.PHONY: setup demo test faults cluster-test bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,12 +19,27 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not faults"
+	$(BIN)/python -m pytest -q -m "not faults and not cluster"
 
 # Faults for real (tests/test_faults.py): a killed search driver and its Ray, a killed trial
 # worker, concurrent cache builders. A few minutes: a private Ray per search.
 faults: $(STAMP)
 	$(BIN)/python -m pytest -q -m faults tests/test_faults.py
+
+# The cluster workflow on one machine (tests/test_autoscaler.py, minutes): cluster.yaml's node
+# types under Ray's own autoscaler (fake_multinode), a search sent with `ray job submit`, GPU
+# workers added and released. `ray job submit` needs the dashboard, so ray[default] goes into a
+# venv of its own on top of .venv (a .pth file), leaving .venv as every other target knows it.
+CLUSTER_VENV := $(VENV)/cluster
+PURELIB := import sysconfig; print(sysconfig.get_paths()["purelib"])
+$(CLUSTER_VENV)/.installed: $(STAMP)
+	test -x $(CLUSTER_VENV)/bin/python || $(BIN)/python -m venv $(CLUSTER_VENV)
+	$(BIN)/python -c '$(PURELIB)' > "$$($(CLUSTER_VENV)/bin/python -c '$(PURELIB)')/gansearch-main-venv.pth"
+	$(CLUSTER_VENV)/bin/pip install -q "ray[default]==2.60.0"
+	touch $@
+
+cluster-test: $(CLUSTER_VENV)/.installed
+	$(CLUSTER_VENV)/bin/python -m pytest -q -m cluster tests/test_autoscaler.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
