@@ -553,6 +553,13 @@ def dataset_names() -> list[str]:
     return [*DATASETS, f"{CSV_PREFIX}PATH"]
 
 
+def check_dataset_name(name: str, key: str = "data.name") -> None:
+    """Refuse a name no dataset answers to, before anything loads (``key`` is the flag or config
+    key to name in the one-line error, with the valid names)."""
+    if name not in DATASETS and not name.startswith(CSV_PREFIX):
+        raise DataError(f"{key}: {name!r} is not one of {', '.join(dataset_names())}")
+
+
 _DATASET_CACHE: dict[tuple, Dataset] = {}
 
 

@@ -103,11 +103,9 @@ def load_npz(path: str | Path, shape: tuple[int, int, int], dataset: str,
 
 
 def _dataset_config(name: str, data_dir: str | None, base: DataConfig | None = None) -> DataConfig:
-    from gan_core.data import dataset_names
+    from gan_core.data import check_dataset_name
 
-    valid = dataset_names()
-    if name not in valid[:-1] and not name.startswith("csv:"):
-        raise GansearchError(f"--dataset: {name!r} is not one of {', '.join(valid)}")
+    check_dataset_name(name, "--dataset")
     if base is not None and base.name == name:
         cfg = DataConfig(**{**base.__dict__})
     else:

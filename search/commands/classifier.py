@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 from gan_core.config import DataConfig
-from gan_core.errors import GansearchError
 from search.commands._common import check_device, existing_dir, formatter
 
 EXAMPLE = """example:
@@ -40,11 +39,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def data_config(args: argparse.Namespace) -> DataConfig:
-    from gan_core.data import dataset_names
+    from gan_core.data import check_dataset_name
 
     name = args.dataset
-    if name not in dataset_names()[:-1] and not name.startswith("csv:"):
-        raise GansearchError(f"--dataset: {name!r} is not one of {', '.join(dataset_names())}")
+    check_dataset_name(name, "--dataset")
     cfg = DataConfig(name=name, data_dir=getattr(args, "data_dir", None))
     if getattr(args, "image_size", None) is not None:
         cfg.image_size = args.image_size
