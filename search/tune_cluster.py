@@ -39,7 +39,12 @@ def check_token(target: ray_address.Target) -> None:
     from ray._private.authentication.authentication_token_setup import (
         maybe_enable_token_auth_if_token_available,
     )
-    from ray._raylet import AuthenticationMode, AuthenticationTokenLoader, GcsClient, get_authentication_mode
+    from ray._raylet import (  # type: ignore[attr-defined]  # compiled; its stub lacks these
+        AuthenticationMode,
+        AuthenticationTokenLoader,
+        GcsClient,
+        get_authentication_mode,
+    )
     from ray.exceptions import AuthenticationError
 
     if target.init_address in (None, "auto"):  # as ray.init does for a cluster it found itself
