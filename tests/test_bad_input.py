@@ -201,7 +201,6 @@ CASES = [
     Case("out-unwritable", train_to(lambda c: str(c.unwritable)),
          ("gansearch-test",) if os.geteuid() == 0 else ("ro",)),
     Case("out-empty", train_to(lambda c: ""), ("--out",)),
-    Case("out-empty-subprocess", train_to(lambda c: ""), ("--out",), subprocess=True),
     Case("config-is-a-dir", lambda c: ["train", "--config", str(c.tmp), "--out", str(c.tmp / "out")],
          ("is a directory",)),
     Case("config-missing", lambda c: ["train", "--config", "nope.yaml", "--out", str(c.tmp / "out")],

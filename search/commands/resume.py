@@ -43,10 +43,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gan_core.errors import GansearchError
-    from search.tune import resume_search
+    from search.experiment import read_space, read_state
+    from search.storage import Folder, normalise
 
     if args.trials is not None and args.trials < 1:
         raise GansearchError(f"--trials: must be >= 1 (trials to add), got {args.trials}")
+    folder = Folder(normalise(args.experiment))
+    read_state(folder)  # a broken experiment is one line before Ray is imported (seconds)
+    read_space(folder)
+    from search.tune import resume_search
+
     outcome = resume_search(args.experiment, address=args.address, retry_failed=args.retry_failed,
                             connect_timeout=args.connect_timeout, more=args.trials or 0)
     print(format_outcome(outcome), flush=True)
