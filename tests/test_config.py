@@ -1,5 +1,7 @@
 """The typed config tree: YAML round trip, key-path errors, overrides, presets."""
 
+import dataclasses
+
 import pytest
 
 from gan_core.config import (
@@ -91,6 +93,15 @@ def test_registries_are_keyed_by_the_names_config_validates_against():
     assert tuple(models.ARCHITECTURES) == choices.ARCHITECTURES
     assert tuple(losses.LOSSES) == choices.LOSSES
     assert tuple(augment.AUGMENTATIONS) == choices.AUGMENTATIONS
+    from gan_core import optim
+    from gan_core.config import ModelConfig, OptimSide
+
+    def allowed(cls: type, name: str) -> tuple[str, ...]:
+        return next(f for f in dataclasses.fields(cls) if f.name == name).metadata["choices"]
+
+    assert set(models.OUTPUT_RANGES) == set(allowed(ModelConfig, "output"))
+    assert set(models.LATENT_DISTS) == set(allowed(ModelConfig, "latent_dist"))
+    assert set(optim.OPTIMIZERS) == set(allowed(OptimSide, "name"))
 
 
 def test_config_validation_imports_no_model_code():
