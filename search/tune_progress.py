@@ -95,8 +95,19 @@ class _SilentReporter(TuneTerminalReporter):
     its experiment banner and heartbeat tables with; the default one it adds is silent at
     verbose=0 except for that banner."""
 
-    def __init__(self) -> None:
+    def __init__(self, siblings: list[Any] | None = None) -> None:
         super().__init__(AirVerbosity.SILENT, num_samples=1)
+        self.siblings = siblings if siblings is not None else []
+
+    def setup(self, start_time: float | None = None, **kwargs: Any) -> None:
+        """Tune gives the run's start time to the first reporter only; the default one it
+        appends to the same callback list kept None and crashed (TypeError) printing a retried
+        trial's error, ending the search when a worker died (tests/test_faults.py)."""
+        super().setup(start_time=start_time, **kwargs)
+        if start_time is not None:
+            for cb in self.siblings:
+                if cb is not self and isinstance(cb, TuneTerminalReporter):
+                    cb.setup(start_time=start_time, **kwargs)
 
     def experiment_started(self, *args: Any, **kwargs: Any) -> None:
         pass
@@ -251,6 +262,7 @@ def tune_callbacks(user: list[Any], *, quiet: bool, trials: int, budget_images: 
     if trial_dirs is not None:
         out.append(_TrialFolders(trial_dirs))
     if quiet:
-        out += [_SilentReporter(), StatusLines(trials=trials, budget_images=budget_images, metric=metric, mode=mode,
+        out += [_SilentReporter(out), StatusLines(trials=trials, budget_images=budget_images, metric=metric, mode=mode,
                                                shown=shown)]
-    return out + list(user)
+    out += user  # one list: Tune appends its default reporter to it, which _SilentReporter then sets up
+    return out
