@@ -478,3 +478,15 @@ def test_optuna_plots(search, tmp_path, capsys):
                    for f in (tmp_path / "p").iterdir())
     assert main(["review", str(path), "--optuna-plots"]) == 2
     assert "--optuna-plots: only used with --plots DIR" in capsys.readouterr().err
+
+
+def test_leaderboard_export_paths_are_checked_first(search, tmp_path, capsys):
+    path, _, _ = search
+    (tmp_path / "d.csv").mkdir()
+    for args, message in ((["--csv", str(tmp_path / "b.txt")], "--csv: "),
+                          (["--json", str(tmp_path / "b.csv")], "--json: "),
+                          (["--csv", str(tmp_path / "d.csv")], "is a directory")):
+        assert main(["review", str(path), *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]  # nothing written

@@ -78,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
         out_file("--export", args.export, suffixes=(".yaml", ".yml"))
     if args.plots is not None:
         out_dir("--plots", args.plots)
+    if args.csv is not None:
+        out_file("--csv", args.csv, suffixes=(".csv",))
+    if args.json is not None:
+        out_file("--json", args.json, suffixes=(".json",))
     if args.optuna_plots and not args.plots:
         raise GansearchError("--optuna-plots: only used with --plots DIR (where to write them)")
     if args.confirm is not None and (args.confirm < 1 or args.seeds < 1):
