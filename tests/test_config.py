@@ -17,10 +17,11 @@ from gan_core.config import (
 )
 from gan_core.errors import ConfigError
 
-PRESETS = ["color-mnist-dcgan", "fashion-dcgan", "mnist-cgan", "mnist-dcgan", "mnist-dcgan-lite", "mnist-mlp", "mnist-mlp-ema"]
+PRESETS = ["color-mnist-dcgan", "fashion-dcgan", "mnist-cgan", "mnist-dcgan", "mnist-dcgan-lite", "mnist-mlp", "mnist-mlp-ema",
+           "mnist-mlp-quick"]
 
 
-def test_presets_are_the_five_seed_systems_plus_dcgan_lite_and_round_trip(tmp_path):
+def test_presets_are_the_five_seed_systems_plus_cpu_recipes_and_round_trip(tmp_path):
     assert preset_names() == PRESETS
     for name in PRESETS:
         cfg = load_preset(name)
