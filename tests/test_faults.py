@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -211,7 +212,7 @@ def test_kill_9_driver_and_its_ray_then_resume_runs_every_trial_once(tmp_path, s
     study = optuna.load_study(study_name="faults", storage=f"sqlite:///{exp / 'optuna.db'}")
     states = [t.state for t in study.trials]
     assert states == [optuna.trial.TrialState.COMPLETE] * 3, states
-    ids = sorted(t.user_attrs.get("tune_trial_id") for t in study.trials)
+    ids = sorted(str(t.user_attrs["tune_trial_id"]) for t in study.trials)
     assert ["trial_" + i for i in ids] == sorted(after), (ids, sorted(after))
     print(f"\ndriver killed at {killed_at:.0f} s ({len(finished)} trial(s) finished); "
           f"total with resume {time.time() - t0:.0f} s")
@@ -224,7 +225,7 @@ def test_killed_trial_worker_restarts_from_its_checkpoint(tmp_path, started):
     driver = _gansearch(["search", "--space", "space.yaml", "--name", "worker", "--storage", "runs",
                          "--trials", "2", "--max-concurrent", "2", "--max-failures", "1", "--quiet"], project, log)
     started.append(driver)
-    victim: dict[str, object] = {}
+    victim: dict[str, Any] = {}
 
     def reported_once() -> bool:
         for name, reps in _trials(exp).items():
@@ -234,7 +235,7 @@ def test_killed_trial_worker_restarts_from_its_checkpoint(tmp_path, started):
         return False
 
     _wait_for("a trial's first report", reported_once, driver, log)
-    pid = int(victim["pid"])  # type: ignore[arg-type]
+    pid = int(victim["pid"])
     assert pid in _tree(driver.pid)  # the trial's worker belongs to this search's Ray
     os.kill(pid, signal.SIGKILL)
     assert driver.wait(timeout=900) == 0, log.read_text()[-3000:]
