@@ -25,13 +25,16 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 from ray.tune.experimental.output import AirVerbosity, TuneTerminalReporter
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from search.experiment import finite, trial_params
+
+if TYPE_CHECKING:
+    from ray.tune.stopper import Stopper
 
 # Messages that say nothing a user can act on (see the module docstring).
 NOISE = (
@@ -99,15 +102,18 @@ class _SilentReporter(TuneTerminalReporter):
         super().__init__(AirVerbosity.SILENT, num_samples=1)
         self.siblings = siblings if siblings is not None else []
 
-    def setup(self, start_time: float | None = None, **kwargs: Any) -> None:
+    # Ray's own ProgressReporter.setup already differs from Callback.setup; this follows the reporter's.
+    def setup(  # type: ignore[override]
+        self, start_time: float | None = None, total_samples: int | None = None, **kwargs: Any
+    ) -> None:
         """Tune gives the run's start time to the first reporter only; the default one it
         appends to the same callback list kept None and crashed (TypeError) printing a retried
         trial's error, ending the search when a worker died (tests/test_faults.py)."""
-        super().setup(start_time=start_time, **kwargs)
+        super().setup(start_time=start_time, total_samples=total_samples, **kwargs)
         if start_time is not None:
             for cb in self.siblings:
                 if cb is not self and isinstance(cb, TuneTerminalReporter):
-                    cb.setup(start_time=start_time, **kwargs)
+                    cb.setup(start_time=start_time, total_samples=total_samples, **kwargs)
 
     def experiment_started(self, *args: Any, **kwargs: Any) -> None:
         pass
@@ -180,7 +186,8 @@ class StatusLines(Callback):
 
     # ------------------------------------------------------------------ Tune's hooks
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Stopper | None = None, num_samples: int | None = None,
+              total_num_samples: int | None = None, **info: Any) -> None:
         self.started = self.last_summary = time.time()  # a resumed search's clock starts again
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
