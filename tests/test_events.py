@@ -91,3 +91,13 @@ def test_train_redirected_to_a_file_has_no_carriage_returns(tmp_path):
     progress = [line for line in text.splitlines() if "/40 steps" in line]
     assert len(progress) == 20 and progress[-1].split()[2] == "40/40"  # one line per 5 %
     assert json.loads(text.splitlines()[-1])["status"] == "completed"
+
+
+def test_without_tensorboardx_training_writes_no_events(tiny_cfg, tmp_path, monkeypatch):
+    from gan_core.loop import train
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # `import tensorboardX` raises ImportError
+    result = train(tiny_cfg("mlp", steps=4), tmp_path / "run", progress=False)
+    assert result.status == "completed" and result.step == 4
+    assert not list((tmp_path / "run").glob("events.out.tfevents.*"))
+    assert (tmp_path / "run" / "metrics.jsonl").exists()
