@@ -164,6 +164,7 @@ def _check_complete(exp: Path, trials: int) -> dict[str, list[dict]]:
     digest = state["classifier"]["digest"]
     summary = json.loads((exp / "summary.json").read_text())
     assert summary["counts"]["completed"] == trials and not summary["interrupted"], summary["counts"]
+    assert {t["classifier"] for t in summary["trials"]} == {digest}
     found = _trials(exp)
     assert len(found) == trials
     for name, reports in found.items():
