@@ -44,8 +44,6 @@ from gan_core.errors import ConfigError, GansearchError
 from search.storage import Folder, is_uri
 
 if TYPE_CHECKING:
-    from optuna import Study
-
     from search.space import Space
 
 STATE_FILE = "gansearch.json"
@@ -587,31 +585,3 @@ def write_summary(exp: Experiment, *, best_config: str | None, interrupted: bool
         "trials": [t.to_json() for t in sorted(exp.trials, key=lambda t: t.trial_id)],
     }
     return exp.folder.write_text(SUMMARY_FILE, json.dumps(summary, indent=2, default=str))
-
-
-def open_study(exp: Experiment, tmp: Path) -> Study | None:
-    """The search's Optuna study, opened from a local copy of its SQLite file (never the original,
-    which a running search may be writing), or from the shared database --optuna-storage named;
-    None when there is none."""
-    import optuna
-
-    url = None
-    copy = exp.folder.download(OPTUNA_FILE, tmp / OPTUNA_FILE)
-    if copy is not None:
-        for suffix in ("-wal", "-shm"):
-            exp.folder.download(OPTUNA_FILE + suffix, tmp / (OPTUNA_FILE + suffix))
-        url = f"sqlite:///{copy}"
-    elif exp.state.get("optuna_storage") and not str(exp.state["optuna_storage"]).startswith("sqlite"):
-        from search.study_db import resolve_stored  # a redacted URL: the real one is in the environment
-
-        url = resolve_stored(str(exp.state["optuna_storage"]))
-    if url is None:
-        return None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(url, skip_table_creation=True) if url.startswith("sqlite") \
-        else optuna.storages.RDBStorage(url)
-    names = optuna.study.get_all_study_names(storage)
-    name = exp.state.get("name") if exp.state.get("name") in names else (names[0] if len(names) == 1 else None)
-    if name is None:
-        return None
-    return optuna.load_study(study_name=name, storage=storage)

@@ -13,6 +13,7 @@ Example::
     url, source = from_command(args.optuna_storage)      # flag, else $GANSEARCH_OPTUNA_STORAGE
     state["optuna_storage"] = redact(url)                # postgresql://gs:***@db/studies
     url = resolve_stored(state["optuna_storage"])        # the real URL, from the variable
+    study = open_study(exp, tmp)                         # what review reads (a copy of SQLite)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 import optuna
 
 from gan_core.errors import GansearchError
-from search.experiment import OPTUNA_FILE
+from search.experiment import OPTUNA_FILE, Experiment
 from search.storage import is_uri
 
 ENV = "GANSEARCH_OPTUNA_STORAGE"
@@ -99,21 +100,22 @@ def study_url(exp: str, override: str | None) -> str:
 
 
 def keep_newest_grid(samples: list[Path], keep: Path) -> None:
-    """Copy the newest sample grid of a trial's ``samples`` folders (the first that has one) into
-    the folder ``keep``, replacing the one kept before: called on each report, while the trial's
-    working folder surely exists (Ray may remove it before the trial is told complete, and syncs
-    the experiment folder only now and then)."""
-    for folder in samples:
-        grids = sorted(folder.glob("step-*.png")) if folder.is_dir() else []
-        if grids:
-            keep.mkdir(parents=True, exist_ok=True)
-            tmp = keep / (grids[-1].name + ".tmp")
-            shutil.copyfile(grids[-1], tmp)
-            os.replace(tmp, keep / grids[-1].name)
-            for old in keep.glob("step-*.png"):
-                if old.name != grids[-1].name:
-                    old.unlink()
-            return
+    """Copy the newest sample grid in a trial's ``samples`` folders (its working folder, a copy,
+    the experiment folder's synced one: whichever holds the latest step) into the folder ``keep``,
+    replacing an older one kept before. Called on each report and at the end: Ray may remove the
+    working folder before the trial is told complete, and syncs the experiment folder only now
+    and then."""
+    found = [g for folder in samples if folder.is_dir() for g in folder.glob("step-*.png")]
+    kept = sorted(keep.glob("step-*.png")) if keep.is_dir() else []
+    if not found or (kept and kept[-1].name >= max(g.name for g in found)):
+        return
+    newest = max(found, key=lambda g: g.name)  # step-NNNNNN.png: the name orders the steps
+    keep.mkdir(parents=True, exist_ok=True)
+    tmp = keep / (newest.name + ".tmp")
+    shutil.copyfile(newest, tmp)
+    os.replace(tmp, keep / newest.name)
+    for old in kept:
+        old.unlink()
 
 
 def attach_samples(trial: optuna.Trial, keep: Path, store: Path) -> str | None:
@@ -141,3 +143,27 @@ class RedactedRDBStorage(optuna.storages.RDBStorage):
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__({**state, "url": resolve_stored(state["url"])})
+
+
+def open_study(exp: Experiment, tmp: Path) -> optuna.Study | None:
+    """The search's Optuna study, opened from a local copy of its SQLite file (never the original,
+    which a running search may be writing), or from the shared database --optuna-storage named;
+    None when there is none."""
+    url = None
+    copy = exp.folder.download(OPTUNA_FILE, tmp / OPTUNA_FILE)
+    if copy is not None:
+        for suffix in ("-wal", "-shm"):
+            exp.folder.download(OPTUNA_FILE + suffix, tmp / (OPTUNA_FILE + suffix))
+        url = f"sqlite:///{copy}"
+    elif exp.state.get("optuna_storage") and not str(exp.state["optuna_storage"]).startswith("sqlite"):
+        url = resolve_stored(str(exp.state["optuna_storage"]))  # redacted: the real URL is in the environment
+    if url is None:
+        return None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(url, skip_table_creation=True) if url.startswith("sqlite") \
+        else optuna.storages.RDBStorage(url)
+    names = optuna.study.get_all_study_names(storage)
+    name = exp.state.get("name") if exp.state.get("name") in names else (names[0] if len(names) == 1 else None)
+    if name is None:
+        return None
+    return optuna.load_study(study_name=name, storage=storage)

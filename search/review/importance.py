@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.experiment import OPTUNA_FILE, TrialStatus, finite, open_study
+from search.experiment import OPTUNA_FILE, TrialStatus, finite
 from search.review.reading import ReviewedExperiment, param_value
 
 if TYPE_CHECKING:
@@ -22,6 +22,8 @@ MIN_IMPORTANCE_TRIALS = 5
 def importance(exp: ReviewedExperiment) -> tuple[list[tuple[str, float]], str]:
     """Rows (parameter, importance) and a one-line note on how they were obtained."""
     import optuna
+
+    from search.study_db import open_study
 
     with tempfile.TemporaryDirectory(prefix="gansearch-review-") as tmp:
         try:

@@ -107,7 +107,7 @@ def draw_optuna_plots(study: Study, plots: list[OptunaPlot], out: Path) -> list[
 def write_optuna_plots(exp: ReviewedExperiment, out_dir: str | Path) -> tuple[list[Path], str]:
     """Optuna's plots of the experiment's study into ``out_dir``: the paths written and a note
     (why none or some were not drawn; empty when all were)."""
-    from search.experiment import open_study
+    from search.study_db import open_study  # loads Optuna
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
