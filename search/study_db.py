@@ -100,21 +100,22 @@ def study_url(exp: str, override: str | None) -> str:
 
 
 def keep_newest_grid(samples: list[Path], keep: Path) -> None:
-    """Copy the newest sample grid of a trial's ``samples`` folders (the first that has one) into
-    the folder ``keep``, replacing the one kept before: called on each report, while the trial's
-    working folder surely exists (Ray may remove it before the trial is told complete, and syncs
-    the experiment folder only now and then)."""
-    for folder in samples:
-        grids = sorted(folder.glob("step-*.png")) if folder.is_dir() else []
-        if grids:
-            keep.mkdir(parents=True, exist_ok=True)
-            tmp = keep / (grids[-1].name + ".tmp")
-            shutil.copyfile(grids[-1], tmp)
-            os.replace(tmp, keep / grids[-1].name)
-            for old in keep.glob("step-*.png"):
-                if old.name != grids[-1].name:
-                    old.unlink()
-            return
+    """Copy the newest sample grid in a trial's ``samples`` folders (its working folder, a copy,
+    the experiment folder's synced one: whichever holds the latest step) into the folder ``keep``,
+    replacing an older one kept before. Called on each report and at the end: Ray may remove the
+    working folder before the trial is told complete, and syncs the experiment folder only now
+    and then."""
+    found = [g for folder in samples if folder.is_dir() for g in folder.glob("step-*.png")]
+    kept = sorted(keep.glob("step-*.png")) if keep.is_dir() else []
+    if not found or (kept and kept[-1].name >= max(g.name for g in found)):
+        return
+    newest = max(found, key=lambda g: g.name)  # step-NNNNNN.png: the name orders the steps
+    keep.mkdir(parents=True, exist_ok=True)
+    tmp = keep / (newest.name + ".tmp")
+    shutil.copyfile(newest, tmp)
+    os.replace(tmp, keep / newest.name)
+    for old in kept:
+        old.unlink()
 
 
 def attach_samples(trial: optuna.Trial, keep: Path, store: Path) -> str | None:

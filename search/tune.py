@@ -226,6 +226,7 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             "images_seen": int(metrics["images_seen"]),
             "step": int(metrics["step"]),
             "node_id": node_id,
+            "run_dir": str(run_dir),  # on its node: the driver copies the newest grid from it (tune_progress)
             "device": device,
             "gpu_ids": ",".join(str(g) for g in gpu_ids),
             "torch_threads": torch.get_num_threads(),

@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +33,7 @@ from ray.tune import Callback
 from ray.tune.experimental.output import AirVerbosity, TuneTerminalReporter
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-from search.experiment import finite, trial_params
+from search.experiment import RUN_SUBDIR, finite, trial_params
 
 if TYPE_CHECKING:
     from ray.tune.stopper import Stopper
@@ -246,18 +248,34 @@ def _last_error_line(path: str | None) -> str:
 
 
 class _TrialFolders(Callback):
-    """Tells the searcher each trial's working folder on this node (Ray's documented
-    ``trial_working_directory``): the trial writes its run there, and Tune syncs it to the
-    experiment folder only now and then, so the newest sample grid is read from it."""
+    """Keeps each trial's newest sample grid where the searcher attaches it from.
+
+    A trial writes its run on its node (its ``run_dir``, in every report), which Tune syncs to the
+    experiment folder only now and then and may remove before the searcher hears the trial ended.
+    Callbacks hear every report, also the last one and the one a scheduler stops the trial on
+    (the searcher hears neither): the grid is copied then into a folder of the driver's, and the
+    searcher attaches the newest of that copy and the experiment folder's to the Optuna trial."""
 
     def __init__(self, folders: dict[str, str]) -> None:
         self.folders = folders
+        self.held: Path | None = None  # the driver's copies, removed when the experiment ends
 
-    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        try:
-            self.folders[trial.trial_id] = trial.storage.trial_working_directory
-        except (AttributeError, RuntimeError):  # the searcher falls back to the experiment folder
-            pass
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
+                        **info: Any) -> None:
+        from search.study_db import keep_newest_grid
+
+        samples = Path(str(result.get("run_dir") or "")) / "samples"
+        if not result.get("run_dir") or not samples.is_dir():  # a trial on another node
+            return
+        if self.held is None:
+            self.held = Path(tempfile.mkdtemp(prefix="gansearch-grids-"))
+        keep_newest_grid([samples], self.held / trial.trial_id / RUN_SUBDIR / "samples")
+        self.folders[trial.trial_id] = str(self.held / trial.trial_id)
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        if self.held is not None:
+            shutil.rmtree(self.held, ignore_errors=True)
+            self.held = None
 
 
 def tune_callbacks(user: list[Any], *, quiet: bool, trials: int, budget_images: int, metric: str,
