@@ -7,7 +7,7 @@
 # and finally say where every output is. `make demo` runs it with the venv first on PATH.
 #
 # Environment: OUT (default out/demo), SPACE (default spaces/quick.yaml), RETRAIN_IMAGES (default
-# 800000: the winner's re-training budget), DEMO_FRESH=1 to start
+# 1000000: the winner's re-training budget), DEMO_FRESH=1 to start
 # over instead of continuing an earlier demo, GANSEARCH_DATA for the dataset root (default: the
 # MNIST embedded in the package), GANSEARCH_CACHE for the metrics' classifier cache.
 set -euo pipefail
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/demo}
 SPACE=${SPACE:-spaces/quick.yaml}
-RETRAIN_IMAGES=${RETRAIN_IMAGES:-800000}
+RETRAIN_IMAGES=${RETRAIN_IMAGES:-1000000}
 NAME=$(basename "$SPACE" .yaml)
 EXP="$OUT/runs/$NAME"
 START=$(date +%s)
