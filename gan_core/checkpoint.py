@@ -24,9 +24,9 @@ from typing import Any
 import torch
 
 from gan_core import models
-from gan_core.config import Config, from_dict
+from gan_core.config import Config, diff, from_dict
 from gan_core.errors import ConfigError, GansearchError
-from gan_core.io import atomic_torch_save
+from gan_core.io import atomic_torch_save, atomic_write_bytes
 
 CHECKPOINT = "checkpoint.pt"
 VERSION = 1
@@ -70,6 +70,40 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         raise GansearchError(f"{path}: an incomplete or older-format checkpoint (no {', '.join(missing)}); "
                              "train it again with this gansearch")
     return state
+
+
+# Keys that may change between a checkpoint and a resume: they never touch the weights.
+RESUMABLE_CHANGES = ("train.images", "train.log_every", "train.sample_every",
+                     "train.checkpoint_every", "train.weight_warn", "data.data_dir", "eval.")
+
+
+def check_resumable(state: dict[str, Any], cfg: Config, path: Path) -> None:
+    """Refuse to resume ``state`` (read from ``path``) under ``cfg`` if they differ in a key that
+    shapes the weights; the budget, logging and evaluation may change."""
+    changed = [k for k in diff(from_dict(state["config"]), cfg) if not k.startswith(RESUMABLE_CHANGES)]
+    if changed:
+        raise GansearchError(f"{path}: refusing to resume with a different config; differing keys: "
+                             + ", ".join(changed) + " (use a new --out directory)")
+
+
+def start_run_from(folder: str | Path, run_dir: str | Path, cfg: Config) -> int | None:
+    """Begin ``run_dir`` at another run's checkpoint ``folder`` (a search trial's checkpoint
+    folder, or a run directory), so that training ``cfg`` there continues from it: the
+    checkpoint and its log are copied. The run's RNG streams are in the checkpoint, so the
+    continued run is bit for bit the run a fresh start of the same config would have been,
+    minus the images already trained. Returns the images seen at that checkpoint, or None if
+    ``run_dir`` already has a checkpoint of its own (then training simply resumes it)."""
+    src, dst = Path(folder), Path(run_dir)
+    if (dst / CHECKPOINT).exists():
+        return None
+    state = load_checkpoint(src)
+    check_resumable(state, cfg, src / CHECKPOINT)
+    dst.mkdir(parents=True, exist_ok=True)
+    log = src / "metrics.jsonl"
+    if log.exists():
+        atomic_write_bytes(dst / "metrics.jsonl", log.read_bytes())
+    atomic_write_bytes(dst / CHECKPOINT, (src / CHECKPOINT).read_bytes())  # last: it marks the run as begun
+    return int(state["images_seen"])
 
 
 # What every reader of a checkpoint needs, with its type (a resume needs more: the loop checks).

@@ -67,6 +67,10 @@ def atomic_write_text(path: Path, text: str) -> None:
     _atomic_write_bytes(Path(path), text.encode())
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic_write_bytes(Path(path), data)
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)

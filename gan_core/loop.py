@@ -30,8 +30,8 @@ from gan_core import losses as losses_mod
 from gan_core import models
 from gan_core.augment import DiffAugment, check_policy
 from gan_core.balance import BalanceController
-from gan_core.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from gan_core.config import Config, diff, from_dict, save_config, to_dict
+from gan_core.checkpoint import CHECKPOINT, check_resumable, load_checkpoint, save_checkpoint
+from gan_core.config import Config, save_config, to_dict
 from gan_core.data import Dataset, load_dataset
 from gan_core.ema import GeneratorEma
 from gan_core.errors import GansearchError
@@ -50,10 +50,6 @@ ScoreFn = Callable[[torch.Tensor, "torch.Tensor | None"], dict[str, float]]
 # evaluation, a checkpoint, or every step while the balance controller is on): a host sync per
 # step would stall a GPU's queue.
 STAT_KEYS = ("loss_d", "loss_g", "acc_real", "acc_fake", "d_error")
-
-# Keys that may change between a checkpoint and a resume: they never touch the weights.
-RESUMABLE_CHANGES = ("train.images", "train.log_every", "train.sample_every",
-                     "train.checkpoint_every", "train.weight_warn", "data.data_dir", "eval.")
 
 
 @dataclass
@@ -403,12 +399,7 @@ def _train(cfg: Config, run_path: Path | None, dev: torch.device, cb: Callbacks,
         ckpt = run_path / CHECKPOINT
         if ckpt.exists():
             state = load_checkpoint(ckpt, "cpu")
-            changed = [k for k in diff(from_dict(state["config"]), cfg)
-                       if not k.startswith(RESUMABLE_CHANGES)]
-            if changed:
-                raise GansearchError(
-                    f"{ckpt}: refusing to resume with a different config; differing keys: "
-                    + ", ".join(changed) + " (use a new --out directory)")
+            check_resumable(state, cfg, ckpt)
         run_path.mkdir(parents=True, exist_ok=True)
     if evaluator is None:
         evaluator = _build_evaluator(cfg, dev)

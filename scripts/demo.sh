@@ -7,7 +7,7 @@
 # and finally say where every output is. `make demo` runs it with the venv first on PATH.
 #
 # Environment: OUT (default out/demo), SPACE (default spaces/quick.yaml), RETRAIN_IMAGES (default
-# 1000000: the winner's re-training budget), DEMO_FRESH=1 to start
+# 1500000: the winner's training budget, continued from its trial's checkpoint), DEMO_FRESH=1 to start
 # over instead of continuing an earlier demo, GANSEARCH_DATA for the dataset root (default: the
 # MNIST embedded in the package), GANSEARCH_CACHE for the metrics' classifier cache.
 set -euo pipefail
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/demo}
 SPACE=${SPACE:-spaces/quick.yaml}
-RETRAIN_IMAGES=${RETRAIN_IMAGES:-1000000}
+RETRAIN_IMAGES=${RETRAIN_IMAGES:-1500000}
 NAME=$(basename "$SPACE" .yaml)
 EXP="$OUT/runs/$NAME"
 START=$(date +%s)
@@ -53,8 +53,10 @@ gansearch review "$EXP" --plots "$OUT/plots" --export "$OUT/best.yaml" | tee "$O
 # slower (the search's trials already run one thread each).
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-step "4/5 retrain the winner locally for longer ($RETRAIN_IMAGES images; the search gave each trial at most 384k)"
-gansearch retrain "$OUT/best.yaml" --out "$OUT/best" --images "$RETRAIN_IMAGES" --quiet | tee "$OUT/retrain.json"
+# --continue: from the winner's checkpoint in the search (bit for bit what training the same seeded
+# config from scratch would give, without training its first images again).
+step "4/5 train the winner on locally to $RETRAIN_IMAGES images (the search gave each trial at most 384k)"
+gansearch retrain "$OUT/best.yaml" --out "$OUT/best" --images "$RETRAIN_IMAGES" --continue --quiet | tee "$OUT/retrain.json"
 echo "scoring the retrained generator on 10,000 samples:"
 gansearch score "$OUT/best" --n 10000 | tee "$OUT/final.json"
 

@@ -65,3 +65,51 @@ def test_retrain_bad_file_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "optim.d.lr: expected float, got 'fast'" in err and err.count("\n") == 1
     assert not (tmp_path / "x").exists()
+
+
+def _exported(cfg, tmp_path, checkpoint) -> str:
+    """A config file as `review --export` writes it: the trial's best point in comments on top."""
+    from search.experiment import BestPoint
+
+    point = BestPoint("exp", "t1", "score", "min", 1.0, 32, 1.0, 32, str(checkpoint) if checkpoint else None)
+    path = tmp_path / "exported.yaml"
+    save_config(cfg, path)
+    path.write_text(point.comment() + path.read_text())
+    return str(path)
+
+
+def test_retrain_continue_starts_at_the_trials_checkpoint_bit_for_bit(tiny_cfg, tmp_path, capsys):
+    cfg = tiny_cfg("mlp", steps=6, sets=["ema.decay=0.9", "loss.name=hinge", "loss.r1_gamma=0.1",
+                                         "loss.r1_every=2"])
+    trial = tmp_path / "trial"  # what a trial's checkpoint folder holds: checkpoint, log, config
+    assert main(["retrain", _exported(cfg, tmp_path, None), "--out", str(trial), "--steps", "2", "--quiet"]) == 0
+    exported = _exported(cfg, tmp_path, trial)
+    trial_bytes = (trial / "checkpoint.pt").read_bytes()
+    fresh, cont = tmp_path / "fresh", tmp_path / "cont"
+    assert main(["retrain", exported, "--out", str(fresh), "--quiet"]) == 0
+    assert main(["retrain", exported, "--out", str(cont), "--continue", "--quiet"]) == 0
+    line = _last_json(capsys)
+    assert line["step"] == 6 and line["continued_from"] == {"checkpoint": str(trial), "images": 32}
+    assert _same(_weights(fresh), _weights(cont))  # the trial's 2 steps, then 4 more: a fresh run's 6
+    steps = [r["step"] for r in read_jsonl(cont / "metrics.jsonl") if r["kind"] == "end"]
+    assert steps == [2, 6]  # the trial's log comes along, then the continued run's
+    assert (trial / "checkpoint.pt").read_bytes() == trial_bytes  # the trial is untouched
+
+
+def test_retrain_continue_refusals_are_one_line_and_write_nothing(tiny_cfg, tmp_path, capsys):
+    cfg = tiny_cfg("mlp", steps=2)
+    plain = tmp_path / "plain.yaml"
+    save_config(cfg, plain)
+    assert main(["retrain", str(plain), "--out", str(tmp_path / "a"), "--continue"]) == 2
+    assert "--continue needs a config exported by `gansearch review --export`" in capsys.readouterr().err
+    assert main(["retrain", _exported(cfg, tmp_path, tmp_path / "gone"), "--out", str(tmp_path / "b"),
+                 "--continue"]) == 2
+    assert "is not a folder on this machine" in capsys.readouterr().err
+    trial = tmp_path / "trial"
+    assert main(["retrain", str(plain), "--out", str(trial), "--quiet"]) == 0
+    capsys.readouterr()
+    other = tiny_cfg("mlp", steps=2, sets=["model.latent_dim=8"])  # a key that shapes the weights
+    assert main(["retrain", _exported(other, tmp_path, trial), "--out", str(tmp_path / "c"), "--continue"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "differing keys: model.latent_dim" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "c").exists()

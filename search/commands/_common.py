@@ -152,9 +152,11 @@ def add_budget_args(p: argparse.ArgumentParser) -> None:
                    help="torch CPU threads (default: torch's, one per core; 1 is faster on a busy machine)")
 
 
-def train_and_report(cfg: Config, args: argparse.Namespace, also: dict[str, Any] | None = None) -> int:
+def train_and_report(cfg: Config, args: argparse.Namespace, also: dict[str, Any] | None = None,
+                     start_from: Path | None = None) -> int:
     """Train with the budget flags applied, print one JSON line (with ``also``'s keys added: retrain
-    adds the search's best point); exit 1 diverged, 130 interrupted (SIGINT/SIGTERM)."""
+    adds the search's best point); exit 1 diverged, 130 interrupted (SIGINT/SIGTERM).
+    ``start_from``: a checkpoint folder the run begins at (``retrain --continue``)."""
     out_dir("--out", str(args.out))
     if getattr(args, "threads", None) is not None and args.threads < 1:
         raise GansearchError(f"--threads: must be >= 1, got {args.threads}")
@@ -171,6 +173,10 @@ def train_and_report(cfg: Config, args: argparse.Namespace, also: dict[str, Any]
         torch.set_num_threads(args.threads)
     from gan_core.loop import train  # torch: only when a command trains
 
+    if start_from is not None:
+        from gan_core.checkpoint import start_run_from
+
+        start_run_from(start_from, args.out, cfg)
     result = train(cfg, args.out, device=args.device, progress=not args.quiet)
     print(json.dumps({"status": result.status, "reason": result.reason, "step": result.step,
                       "images_seen": result.images_seen, "run_dir": str(args.out),
