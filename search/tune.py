@@ -484,6 +484,11 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
     url = resolve_stored(state.get("optuna_storage"))  # a redacted URL: the real one from the environment
     if not tune.Tuner.can_restore(exp):
         raise GansearchError(f"{exp}: no Ray Tune experiment state to resume")
+    missing = [k for k in ("name", "scheduler", "options") if k not in state]
+    missing += [f"options.{k}" for k in ("cpus_per_trial", "gpus_per_trial") if k not in state.get("options", {})]
+    if missing:
+        raise GansearchError(f"{exp}/gansearch.json: no {', '.join(missing)}: not written by `gansearch search` "
+                             "(is the copy complete?); cannot resume")
     if more:
         grow.check_growable(state, more)
     absolute_env()

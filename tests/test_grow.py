@@ -210,3 +210,19 @@ def test_confirm_marks_and_seeds():
     assert Confirmed("t2", None, [1], [None]).mark() == "diverged on all 1 seeds"
     seeds = {confirm_seed("t1", i) for i in range(3)} | {confirm_seed("t2", 0)}
     assert len(seeds) == 4 and all(0 <= s < 2 ** 31 for s in seeds)
+
+
+def test_resume_of_a_state_file_without_its_keys_is_one_line(two_objective, tmp_path, capsys):
+    """An experiment whose gansearch.json lost keys (a partial copy) is refused in one line, exit 2."""
+    import shutil
+
+    from search.cli import main
+
+    copy = tmp_path / "mo"
+    shutil.copytree(two_objective, copy)
+    state = json.loads((copy / "gansearch.json").read_text())
+    del state["scheduler"], state["options"]["gpus_per_trial"]
+    (copy / "gansearch.json").write_text(json.dumps(state))
+    assert main(["resume", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "gansearch.json: no scheduler, options.gpus_per_trial" in err
