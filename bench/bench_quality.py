@@ -41,7 +41,7 @@ ABLATIONS = [
     ("quick - EMA", "ema.decay=0"),
     ("quick - hinge (non-saturating BCE)", "loss.name=bce"),
     ("quick - R1", "loss.r1_gamma=0"),
-    ("quick - PyTorch init (Glorot, the seed's)", "model.init=seed"),
+    ("quick - PyTorch init (Glorot, the original's)", "model.init=original"),
     ("quick + spectral norm on D", "model.spectral_norm=d"),
     ("quick + DiffAugment translation", "augment.policy=translation"),
 ]

@@ -72,8 +72,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     return state
 
 
-# Keys that may change between a checkpoint and a resume: they never touch the weights.
-RESUMABLE_CHANGES = ("train.images", "train.log_every", "train.sample_every",
+# Keys that may change between a checkpoint and a resume: they never touch the weights (``name``:
+# review's export renames a trial's config after its trial).
+RESUMABLE_CHANGES = ("name", "train.images", "train.log_every", "train.sample_every",
                      "train.checkpoint_every", "train.weight_warn", "data.data_dir", "eval.")
 
 

@@ -66,12 +66,14 @@ class ModelConfig:
     g_activation: str = field(default="leaky_relu", metadata=_choices("relu", "leaky_relu"))
     d_activation: str = field(default="leaky_relu", metadata=_choices("relu", "leaky_relu"))
     leaky_slope: float = 0.3  # Keras' LeakyReLU() default, as seed 002 uses it
-    # Weight init of every Linear/Conv layer: ``seed`` is each architecture's own, as its seed
-    # system had it (not a random seed; the value stays so that saved configs and searches keep
-    # loading) (Keras' Glorot-uniform for mlp and dcgan-*, seed 004's for cgan, DCGAN's for dcgan-lite);
-    # ``torch`` is PyTorch's default (Kaiming-uniform, a=sqrt(5): about half Glorot's scale on
-    # wide layers, which trains the dense GAN faster); ``dcgan`` is N(0, 0.02).
-    init: str = field(default="seed", metadata=_choices("seed", "torch", "dcgan"))
+    # Weight init of every Linear/Conv layer: ``original`` is each architecture's own, as the
+    # original system had it (Keras' Glorot-uniform for mlp and dcgan-*, a truncated normal for
+    # cgan, DCGAN's for dcgan-lite; ``seed``, its name before, is still read as ``original`` so
+    # saved configs and searches keep loading); ``torch`` is PyTorch's default (Kaiming-uniform,
+    # a=sqrt(5): about half Glorot's scale on wide layers, which trains the dense GAN faster);
+    # ``dcgan`` is N(0, 0.02).
+    init: str = field(default="original", metadata={**_choices("original", "torch", "dcgan"),
+                                                     "aliases": {"seed": "original"}})
     # Spectral normalisation (Miyato et al. 2018) of every Linear/Conv layer of D, G or both.
     spectral_norm: str = field(default="none", metadata=_choices("none", "d", "g", "both"))
     output: str = field(
@@ -293,6 +295,9 @@ def _from_dict(cls: type, data: dict[str, Any], path: str = "") -> Any:
     for name, value in data.items():
         key = f"{path}.{name}" if path else name
         kwargs[name] = _coerce(value, hints[name], key)
+        aliases = fields[name].metadata.get("aliases", {})
+        if isinstance(kwargs[name], str) and kwargs[name] in aliases:  # an old name of a choice
+            kwargs[name] = aliases[kwargs[name]]
         choices = fields[name].metadata.get("choices")
         if choices and kwargs[name] not in choices:
             raise ConfigError(f"{key}: {kwargs[name]!r} is not one of {', '.join(choices)}")

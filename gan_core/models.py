@@ -430,7 +430,7 @@ def build(cfg: ModelConfig, shape: Sequence[int], num_classes: int) -> tuple[Gen
         raise ConfigError(f"data: image shape must be (C, H, W) with positive sizes, got {tuple(shape)}")
     c, h, w = (int(s) for s in shape)
     G, D = ARCHITECTURES[cfg.arch](cfg, (c, h, w), int(num_classes))
-    if cfg.init != "seed":
+    if cfg.init != "original":
         reinitialise(G, cfg.init)
         reinitialise(D, cfg.init)
     if cfg.spectral_norm in ("g", "both"):
@@ -455,7 +455,7 @@ def reinitialise(module: nn.Module, kind: str) -> None:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         else:
-            raise ConfigError(f"model.init: {kind!r} is not one of seed, torch, dcgan")
+            raise ConfigError(f"model.init: {kind!r} is not one of original, torch, dcgan")
 
 
 def spectral_normalise(module: nn.Module) -> None:

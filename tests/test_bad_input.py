@@ -273,7 +273,7 @@ CASES = [
     Case("set-without-equals", sets("optim.d.lr"), ("--set", "key.path=value")),
     Case("unknown-arch", sets("model.arch=resnet"), ("model.arch", "mlp")),
     Case("unknown-loss", sets("loss.name=wasserstein"), ("loss.name", "bce")),
-    Case("unknown-choice", sets("model.init=xavier"), ("model.init", "seed")),
+    Case("unknown-choice", sets("model.init=xavier"), ("model.init", "original")),
     Case("unknown-preset", lambda c: ["train", "--preset", "nope", "--out", str(c.tmp / "out")],
          ("--preset", "mnist-mlp")),
     Case("unknown-dataset", sets("data.name=cifar"), ("data.name", "mnist")),

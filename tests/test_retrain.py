@@ -71,9 +71,11 @@ def _exported(cfg, tmp_path, checkpoint) -> str:
     """A config file as `review --export` writes it: the trial's best point in comments on top."""
     from search.experiment import BestPoint
 
+    import dataclasses
+
     point = BestPoint("exp", "t1", "score", "min", 1.0, 32, 1.0, 32, str(checkpoint) if checkpoint else None)
     path = tmp_path / "exported.yaml"
-    save_config(cfg, path)
+    save_config(dataclasses.replace(cfg, name=f"{cfg.name}-t1"), path)  # export names it after its trial
     path.write_text(point.comment() + path.read_text())
     return str(path)
 
@@ -82,7 +84,8 @@ def test_retrain_continue_starts_at_the_trials_checkpoint_bit_for_bit(tiny_cfg, 
     cfg = tiny_cfg("mlp", steps=6, sets=["ema.decay=0.9", "loss.name=hinge", "loss.r1_gamma=0.1",
                                          "loss.r1_every=2"])
     trial = tmp_path / "trial"  # what a trial's checkpoint folder holds: checkpoint, log, config
-    assert main(["retrain", _exported(cfg, tmp_path, None), "--out", str(trial), "--steps", "2", "--quiet"]) == 0
+    save_config(cfg, tmp_path / "trial.yaml")  # the trial's own name; the export renames it
+    assert main(["retrain", str(tmp_path / "trial.yaml"), "--out", str(trial), "--steps", "2", "--quiet"]) == 0
     exported = _exported(cfg, tmp_path, trial)
     trial_bytes = (trial / "checkpoint.pt").read_bytes()
     fresh, cont = tmp_path / "fresh", tmp_path / "cont"
