@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's main job, end to end on one machine (about 15 minutes on 2 CPU cores):
+# The README's main job, end to end on one machine (about 13 minutes on 2 CPU cores, venv included):
 #   1. search spaces/quick.yaml (Ray Tune + Optuna TPE + ASHA),
 #   2. review it (leaderboard, importance, Lucic et al. study, plots) and export the winner,
 #   3. retrain the winner locally for longer than the search could afford per trial,

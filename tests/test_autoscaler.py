@@ -29,23 +29,11 @@ from tests.cluster_config import (
     node_resources,
     ray_cli,
 )
+from tests.tiny_space import tiny_space
 
 REPO = Path(__file__).resolve().parents[1]
 TRIALS = 4
-SPACE = """
-base: mnist-mlp
-budget: {images: 512, eval_every: 512, grace_images: 512}
-params:
-  optim.d.lr: {float: [1.0e-4, 1.0e-2], log: true}
-  model.width: 0.0625
-  model.latent_dim: 16
-  train.batch_size: 32
-  train.log_every: 512
-  train.sample_every: 512
-  train.checkpoint_every: 0
-  eval.n: 64
-search: {scheduler: fifo}
-"""
+SPACE = tiny_space()
 # A driver that watches the cluster through Ray's public API: the alive nodes every second.
 OBSERVER = """
 import json, time, ray

@@ -15,26 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_space import tiny_space
 
 from gan_core.errors import GansearchError
 from search import ray_address as ra
 
 REPO = Path(__file__).resolve().parents[1]
 RAY_BIN = Path(sys.executable).with_name("ray")
-SPACE = """
-base: mnist-mlp
-budget: {images: 512, eval_every: 512, grace_images: 512}
-params:
-  optim.d.lr: {float: [1.0e-4, 1.0e-2], log: true}
-  model.width: 0.0625
-  model.latent_dim: 16
-  train.batch_size: 32
-  train.log_every: 512
-  train.sample_every: 512
-  train.checkpoint_every: 0
-  eval.n: 64
-search: {scheduler: fifo}
-"""
+SPACE = tiny_space()
 RAY_WARNINGS = ("Failed to connect to GCS", "Failed to get cluster ID", "Traceback")
 
 

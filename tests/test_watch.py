@@ -10,23 +10,11 @@ import sys
 from pathlib import Path
 
 from test_events import read_events
+from tiny_space import tiny_space
 
 REPO = Path(__file__).resolve().parents[1]
 
-SPACE = """
-base: mnist-mlp
-budget: {images: 1024, eval_every: 512, grace_images: 512}
-search: {trials: 2, max_concurrent: 2, scheduler: fifo}
-params:
-  optim.d.lr: {float: [1.0e-4, 1.0e-2], log: true}
-  model.width: 0.0625
-  model.latent_dim: 16
-  train.batch_size: 32
-  train.log_every: 512
-  train.sample_every: 512
-  train.checkpoint_every: 0
-  eval.n: 64
-"""
+SPACE = tiny_space(1024, "{trials: 2, max_concurrent: 2, scheduler: fifo}")
 
 
 def test_quiet_search_prints_status_lines_only_and_feeds_tensorboard_and_the_dashboard(tmp_path):
