@@ -69,9 +69,9 @@ def test_retrain_bad_file_is_one_line(tmp_path, capsys):
 
 def _exported(cfg, tmp_path, checkpoint) -> str:
     """A config file as `review --export` writes it: the trial's best point in comments on top."""
-    from search.experiment import BestPoint
-
     import dataclasses
+
+    from search.experiment import BestPoint
 
     point = BestPoint("exp", "t1", "score", "min", 1.0, 32, 1.0, 32, str(checkpoint) if checkpoint else None)
     path = tmp_path / "exported.yaml"
