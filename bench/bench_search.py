@@ -9,7 +9,10 @@ overhead share and trials per hour. The loop's own checkpoint.pt writes happen i
 their cost is measured separately and listed below the table.
 
     .venv/bin/python bench/bench_search.py                      # about 3-4 minutes on 2 cores
-    .venv/bin/python bench/bench_search.py --trials 6 --images 128000
+    .venv/bin/python bench/bench_search.py --trials 6 --images 384000
+
+Its trials are the quick space's (spaces/quick.yaml: its recipe, learning rates, evaluations of
+2,000 samples every 64k images), cut at the first ASHA rung (128k images) as most of them are.
 """
 
 from __future__ import annotations
@@ -27,14 +30,12 @@ sys.path.insert(0, str(REPO))
 
 SPACE = """
 name: bench
-base: mnist-mlp
+base: mnist-mlp-quick
 budget: {{images: {images}, eval_every: {every}, grace_images: {every}}}
 params:
-  optim.d.lr: {{float: [1.0e-4, 2.0e-3], log: true}}
-  optim.g.lr: {{float: [1.0e-4, 2.0e-3], log: true}}
-  train.batch_size: {{choice: [64, 128]}}
-  model.width: 0.5
-  eval.n: 1000
+  optim.d.lr: {{float: [5.0e-4, 2.0e-3], log: true}}
+  optim.g.lr: {{float: [1.5e-4, 6.0e-4], log: true}}
+  eval.n: 2000
   train.log_every: 16000
   train.sample_every: {every}
   train.checkpoint_every: 0
@@ -44,8 +45,8 @@ params:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=4)
-    ap.add_argument("--images", type=int, default=64000, help="images per trial")
-    ap.add_argument("--every", type=int, default=16000, help="images between evaluations (reports)")
+    ap.add_argument("--images", type=int, default=128000, help="images per trial (the quick space's first rung)")
+    ap.add_argument("--every", type=int, default=64000, help="images between evaluations (reports; the quick space's)")
     ap.add_argument("--cpus", type=int, default=2, help="CPUs Ray may use")
     ap.add_argument("--scheduler", default="fifo", choices=["fifo", "asha"])
     args = ap.parse_args()

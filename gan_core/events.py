@@ -49,7 +49,10 @@ class EventWriter:
             from tensorboardX import SummaryWriter
         except ImportError:
             return None
-        return cls(SummaryWriter(str(run_dir), purge_step=purge_from, flush_secs=30))
+        # tensorboardX names a file by the second it opened it: a run resumed within the same
+        # second would overwrite the earlier file, so the name ends in the nanosecond too.
+        return cls(SummaryWriter(str(run_dir), purge_step=purge_from, flush_secs=30,
+                                 filename_suffix=f".{time.time_ns()}"))
 
     def record(self, record: dict[str, Any]) -> None:
         """Every finite number (and flag) of one ``metrics.jsonl`` record as ``KIND/FIELD``."""
