@@ -49,6 +49,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def client_server_port_args() -> list[str]:
+    """``--ray-client-server-port`` on a free port when Ray Client is installed (grpc: ray[client],
+    ray[default] or tensorboard bring it); without it ``ray start`` refuses the flag and starts no
+    client server anyway, so nothing can collide with another Ray's default port 10001."""
+    try:
+        import grpc  # noqa: F401
+    except ImportError:
+        return []
+    return [f"--ray-client-server-port={free_port()}"]
+
+
 def node_resources(node_type: dict[str, Any]) -> dict[str, float]:
     """A node type's resources as Ray would advertise them: the instance's, then cluster.yaml's."""
     detected = INSTANCE_RESOURCES[node_type["node_config"]["InstanceType"]]
@@ -146,7 +157,7 @@ class FakeCluster:
                       f"--autoscaling-config={config_path}", f"--temp-dir={self.root / 'ray'}",
                       f"--num-cpus={int(head.get('CPU', 0))}", f"--num-gpus={int(head.get('GPU', 0))}",
                       f"--object-store-memory={OBJECT_STORE_BYTES}", "--dashboard-host=127.0.0.1",
-                      f"--dashboard-port={self.dashboard_port}", f"--ray-client-server-port={free_port()}",
+                      f"--dashboard-port={self.dashboard_port}", *client_server_port_args(),
                       f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
                       "--disable-usage-stats")
         env = self.env(RAY_FAKE_CLUSTER="1", AUTOSCALER_UPDATE_INTERVAL_S="1")

@@ -22,6 +22,7 @@ import pytest
 from tests.cluster_config import (
     FAKE_HEAD_NODE_ID,
     FakeCluster,
+    client_server_port_args,
     copy_raw,
     fake_config,
     free_port,
@@ -204,7 +205,7 @@ def plain_head():
     c = FakeCluster(root)  # only for its token, ports, environment and teardown by id
     cmd = ray_cli("start", "--head", "--block", f"--port={c.port}", "--node-ip-address=127.0.0.1",
                   f"--temp-dir={root / 'ray'}", "--num-cpus=1", "--num-gpus=0", "--include-dashboard=false",
-                  f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}",
+                  f"--dashboard-agent-listen-port={free_port()}", *client_server_port_args(),
                   f"--metrics-export-port={free_port()}", "--object-store-memory=100000000", "--disable-usage-stats")
     c.log = open(root / "head.log", "w")
     c.proc = subprocess.Popen(cmd, env=c.env(), cwd=REPO, stdout=c.log, stderr=subprocess.STDOUT,
