@@ -181,3 +181,15 @@ def test_classifier_command(mnist_classifier, capsys):
     args.dataset = "cifar"
     with pytest.raises(Exception, match="'cifar' is not one of mnist, fashion, color-mnist, csv:PATH"):
         command.run(args)
+
+
+def test_training_progress_redirected_is_plain_lines(capsys):
+    """Asked for progress with stderr redirected (a log file): plain lines, no carriage returns."""
+    from gan_core.data import load_dataset
+
+    train, test = load_dataset(MNIST, "train"), load_dataset(MNIST, "test")
+    train_classifier(train, test, TINY, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if "steps" in line]
+    assert 10 <= len(lines) <= 25 and lines[-1].split(":")[1].strip().startswith("100%"), lines

@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -150,11 +151,21 @@ class Classifier(nn.Module):
 
 
 def _progress(total: int, desc: str, progress: bool | None) -> Any:
-    from tqdm.auto import tqdm
+    """None: a bar only on a terminal (Ray workers and CI logs stay clean); True: a bar on a
+    terminal, plain lines every few percent when stderr is redirected (no carriage returns)."""
+    if progress is None and not sys.stderr.isatty() or progress is False:
+        return contextlib.nullcontext(_NoProgress())
+    from gan_core.events import progress_bar
 
-    # None: a bar only on a terminal (Ray workers and CI logs stay clean).
-    disable = (not sys.stderr.isatty()) if progress is None else not progress
-    return tqdm(total=total, desc=desc, unit="step", disable=disable, leave=False, dynamic_ncols=True)
+    return progress_bar(total, 0, desc)
+
+
+class _NoProgress:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **values: Any) -> None:
+        pass
 
 
 @torch.no_grad()
