@@ -6,7 +6,8 @@
 #   4. draw pictures from it (a sample grid, morph, arithmetic, quiz, latent walk),
 # and finally say where every output is. `make demo` runs it with the venv first on PATH.
 #
-# Environment: OUT (default out/demo), SPACE (default spaces/quick.yaml), RETRAIN_IMAGES (default
+# Environment: OUT (default out/demo), SPACE (default spaces/quick.yaml), DATASET (the space's data,
+# for the classifier step: default mnist), RETRAIN_IMAGES (default
 # 1500000: the winner's training budget, continued from its trial's checkpoint), DEMO_FRESH=1 to start
 # over instead of continuing an earlier demo, GANSEARCH_DATA for the dataset root (default: the
 # MNIST embedded in the package), GANSEARCH_CACHE for the metrics' classifier cache.
@@ -15,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/demo}
 SPACE=${SPACE:-spaces/quick.yaml}
+DATASET=${DATASET:-mnist}
 RETRAIN_IMAGES=${RETRAIN_IMAGES:-1500000}
 NAME=$(basename "$SPACE" .yaml)
 EXP="$OUT/runs/$NAME"
@@ -35,7 +37,7 @@ step() {
 }
 
 step "1/5 the reference classifier the metrics use (trained once, then cached)"
-gansearch classifier train --dataset mnist --quiet
+gansearch classifier train --dataset "$DATASET" --quiet
 
 step "2/5 search $SPACE (two trials at a time; ASHA stops the weak ones early)"
 if [[ -f "$EXP/gansearch.json" ]]; then
