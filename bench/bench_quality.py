@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -54,12 +55,13 @@ def default_recipes() -> list[tuple[str, str]]:
 
 
 def load_recipe(source: str, images: int, every: int, n: int) -> Any:
-    """``PRESET_OR_FILE[:key=v,key=v]`` -> Config, with the benchmark's budget and evaluation."""
+    """``PRESET_OR_FILE[:key=v,key=v]`` -> Config, with the benchmark's budget and evaluation. A
+    comma not followed by ``key=`` belongs to the value: ``augment.policy=translation,color``."""
     from gan_core.config import apply_overrides, load_config, load_preset
 
     base, _, sets = source.partition(":")
     cfg = load_config(REPO / base) if base.endswith((".yaml", ".yml")) else load_preset(base)
-    overrides = [s for s in sets.split(",") if s]
+    overrides = [s for s in re.split(r",(?=[\w.]+=)", sets) if s]
     overrides += [f"train.images={images}", f"eval.every={every}", f"eval.n={n}", "eval.enabled=true",
                   "train.checkpoint_every=0", f"train.sample_every={images}", f"train.log_every={every}"]
     return apply_overrides(cfg, overrides)
