@@ -153,7 +153,7 @@ class Classifier(nn.Module):
 def _progress(total: int, desc: str, progress: bool | None) -> Any:
     """None: a bar only on a terminal (Ray workers and CI logs stay clean); True: a bar on a
     terminal, plain lines every few percent when stderr is redirected (no carriage returns)."""
-    if progress is None and not sys.stderr.isatty() or progress is False:
+    if progress is False or (progress is None and not sys.stderr.isatty()):
         return contextlib.nullcontext(_NoProgress())
     from gan_core.events import progress_bar
 
