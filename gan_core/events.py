@@ -106,12 +106,6 @@ class PlainProgress:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> PlainProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def progress_bar(total: int, initial: int, desc: str) -> Any:
     """A tqdm bar on a terminal, plain lines (no carriage returns) when stderr is redirected."""

@@ -19,7 +19,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import sys
@@ -151,21 +150,13 @@ class Classifier(nn.Module):
 
 
 def _progress(total: int, desc: str, progress: bool | None) -> Any:
-    """None: a bar only on a terminal (Ray workers and CI logs stay clean); True: a bar on a
-    terminal, plain lines every few percent when stderr is redirected (no carriage returns)."""
+    """The loop's progress display, or None. None: only on a terminal (Ray workers and CI logs
+    stay clean); True: a bar on a terminal, plain lines when stderr is redirected."""
     if progress is False or (progress is None and not sys.stderr.isatty()):
-        return contextlib.nullcontext(_NoProgress())
+        return None
     from gan_core.events import progress_bar
 
     return progress_bar(total, 0, desc)
-
-
-class _NoProgress:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix(self, **values: Any) -> None:
-        pass
 
 
 @torch.no_grad()
@@ -202,7 +193,8 @@ def train_classifier(train: Any, test: Any, cfg: ClassifierConfig = ClassifierCo
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + 1)
         model.train()
         smooth = None
-        with _progress(steps, desc, progress) as bar:
+        bar = _progress(steps, desc, progress)
+        try:
             for step in range(steps):
                 x, y = train.batch(cfg.batch_size, gen, device)
                 loss = F.cross_entropy(model(preprocess(x, cfg.max_side)), y)
@@ -211,9 +203,13 @@ def train_classifier(train: Any, test: Any, cfg: ClassifierConfig = ClassifierCo
                 opt.step()
                 sched.step()
                 smooth = loss.item() if smooth is None else 0.98 * smooth + 0.02 * loss.item()
-                bar.update(1)
-                if step % 20 == 0:
-                    bar.set_postfix(loss=f"{smooth:.3f}")
+                if bar is not None:
+                    bar.update(1)
+                    if step % 20 == 0:
+                        bar.set_postfix(loss=f"{smooth:.3f}")
+        finally:
+            if bar is not None:
+                bar.close()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
     x_test, y_test = test.take(None)
     acc = accuracy(model, x_test, y_test, device=device)
