@@ -25,6 +25,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -65,6 +66,7 @@ from search.space import PBT_MUTABLE_PREFIXES, ChoiceParam, FloatParam, IntParam
 from search.storage import Folder, is_uri, normalise
 from search.study_db import RedactedRDBStorage, redact, resolve_stored, study_url
 from search.tune_progress import quiet_worker_logs, sampled_keys, setup_output, tune_callbacks
+from search.tune_recovery import refill_missing_checkpoints
 from search.tune_searcher import BudgetOptunaSearch, _trial_name_of
 
 __all__ = ["BEST_CONFIG_FILE", "SUMMARY_FILE", "SearchOptions", "SearchOutcome", "TrialDiverged",
@@ -387,7 +389,8 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
             callbacks=tune_callbacks(callbacks, quiet=opts.verbose == 0, trials=opts.trials or s.trials,
                                      budget_images=space.budget.images, metric=metric, mode=mode,
                                      shown=sampled_keys(space.params),
-                                     trial_dirs=getattr(search_alg, "trial_dirs", None)),
+                                     trial_dirs=getattr(search_alg, "trial_dirs", None),
+                                     pbt=scheduler_name == "pbt"),
         ),
     )
 
@@ -504,8 +507,11 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
              "gpu": state["options"]["gpus_per_trial"]},
         )
         if not more or grow.needs_restore(folder):
-            tune.Tuner.restore(exp, trainable, resume_unfinished=True, resume_errored=retry_failed,
-                               restart_errored=False).fit()
+            tuner = tune.Tuner.restore(exp, trainable, resume_unfinished=True, resume_errored=retry_failed,
+                                       restart_errored=False)
+            for line in refill_missing_checkpoints(tuner.get_results()):
+                print(f"gansearch: {line}", file=sys.stderr)
+            tuner.fit()
         if more:
             import optuna
 

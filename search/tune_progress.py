@@ -34,6 +34,7 @@ from ray.tune.experimental.output import AirVerbosity, TuneTerminalReporter
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from search.experiment import RUN_SUBDIR, finite, trial_params
+from search.tune_recovery import ProgressCsvLog, ResultJsonLog
 
 if TYPE_CHECKING:
     from ray.tune.stopper import Stopper
@@ -279,11 +280,14 @@ class _TrialFolders(Callback):
 
 
 def tune_callbacks(user: list[Any], *, quiet: bool, trials: int, budget_images: int, metric: str,
-                   mode: str, shown: tuple[str, ...] = (), trial_dirs: dict[str, str] | None = None) -> list[Any]:
+                   mode: str, shown: tuple[str, ...] = (), trial_dirs: dict[str, str] | None = None,
+                   pbt: bool = False) -> list[Any]:
     """The Tuner's callbacks: Tune's JSON (result.json, which every reader reads) and CSV loggers,
     the status lines (and a silent reporter) when quiet, the trial folders for ``trial_dirs``,
-    then the caller's."""
-    out: list[Any] = [JsonLoggerCallback(), CSVLoggerCallback()]
+    then the caller's. The loggers drop the rows a resumed trial's repeated reports replace
+    (search/tune_recovery.py), except under PBT, where a trial going on from another's older
+    checkpoint keeps its own history."""
+    out: list[Any] = [JsonLoggerCallback(), CSVLoggerCallback()] if pbt else [ResultJsonLog(), ProgressCsvLog()]
     if trial_dirs is not None:
         out.append(_TrialFolders(trial_dirs))
     if quiet:

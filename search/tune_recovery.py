@@ -1,0 +1,162 @@
+"""What a killed driver leaves behind, put right so that a resume loses nothing.
+
+Ray Tune saves its experiment state (and the trials' result.json / progress.csv with it) to the
+experiment folder every few seconds, while trials write their checkpoints there at once and the
+driver deletes the ones ``CheckpointConfig(num_to_keep)`` drops at once. A driver killed between
+two saves leaves a state that can name a checkpoint already deleted: Ray then fails the trial on
+every restore attempt ("Could not recover from checkpoint as it does not exist on storage
+anymore"). :func:`refill_missing_checkpoints` gives such a trial the newest older checkpoint it
+kept (one whose report the saved result.json holds), or none (it starts again), so it resumes.
+
+A trial resumed from a checkpoint older than its last saved report repeats a few reports;
+:class:`ResultJsonLog` and :class:`ProgressCsvLog` (Tune's JSON and CSV loggers) then drop the
+rows a repeated report replaces, so result.json still holds each point once, in order (the rerun
+is bitwise the same training: gan_core's resume is exact).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import posixpath
+from pathlib import Path
+from typing import Any
+
+from ray.air.constants import EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+from search.experiment import parse_results
+
+CHECKPOINT_PREFIX = "checkpoint_"  # Ray Tune's checkpoint folders: checkpoint_000000, ...
+IMAGES = "images_seen"  # what orders a trial's reports (gan_trial reports it; ASHA's time attribute)
+
+
+def refill_missing_checkpoints(results: Any) -> list[str]:
+    """For each trial of ``results`` (a restored Tuner's ResultGrid) whose latest checkpoint is
+    gone from storage, copy the newest older checkpoint of the trial into its place (or leave an
+    empty one: the trial starts over) and remove the newer ones, which Ray does not know of.
+    Returns a line per trial put right."""
+    import pyarrow.fs
+
+    notes = []
+    for result in results:
+        ckpt = getattr(result, "checkpoint", None)
+        if ckpt is None:
+            continue
+        fs, path = ckpt.filesystem, ckpt.path
+        if fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound:
+            continue
+        folder, missing = posixpath.split(path.rstrip("/"))
+        kept = sorted(info.base_name for info in fs.get_file_info(pyarrow.fs.FileSelector(folder))
+                      if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith(CHECKPOINT_PREFIX))
+        older = [name for name in kept if name < missing]  # zero-padded indices sort as numbers
+        for name in kept:  # written after the saved state: Ray does not know them; the trial writes them again
+            if name > missing:
+                fs.delete_dir(posixpath.join(folder, name))
+        trial = posixpath.basename(folder)
+        fs.create_dir(path)
+        if older:
+            pyarrow.fs.copy_files(posixpath.join(folder, older[-1]), path, source_filesystem=fs, destination_filesystem=fs)
+            notes.append(f"{trial}: {missing} was deleted after Ray's last saved state; resuming from {older[-1]}")
+        else:
+            notes.append(f"{trial}: {missing} was deleted after Ray's last saved state and no older one is kept; "
+                         "the trial starts over")
+    return notes
+
+
+def _images(value: Any) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _replace_file(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class ResultJsonLog(JsonLoggerCallback):
+    """Tune's result.json logger; a report at or before the last one logged (a resumed trial
+    repeating reports) first drops the rows it replaces."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[Any, int] = {}
+
+    def log_trial_start(self, trial: Any) -> None:
+        super().log_trial_start(trial)  # brings back result.json from storage when resuming
+        rows = _json_rows(Path(trial.local_path, EXPR_RESULT_FILE))
+        self._last[trial] = max((_images(r.get(IMAGES)) or 0 for r in rows), default=-1)
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+        if trial not in self._trial_files:
+            self.log_trial_start(trial)
+        images = _images(result.get(IMAGES))
+        if images is not None and images <= self._last.get(trial, -1):
+            path = Path(trial.local_path, EXPR_RESULT_FILE)
+            self._trial_files[trial].close()
+            keep = [r for r in _json_rows(path) if (_images(r.get(IMAGES)) or 0) < images]
+            _replace_file(path, "".join(json.dumps(r) + "\n" for r in keep))
+            self._trial_files[trial] = path.open("at")
+        super().log_trial_result(iteration, trial, result)
+        if images is not None:
+            self._last[trial] = images
+
+
+def _json_rows(path: Path) -> list[dict]:
+    try:
+        return parse_results(path.read_text())
+    except FileNotFoundError:
+        return []
+
+
+class ProgressCsvLog(CSVLoggerCallback):
+    """Tune's progress.csv logger, dropping replaced rows the way :class:`ResultJsonLog` does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[Any, int] = {}
+
+    def _setup_trial(self, trial: Any) -> None:
+        super()._setup_trial(trial)
+        header, rows = _csv_rows(Path(trial.local_path, EXPR_PROGRESS_FILE))
+        self._last[trial] = max((_images(r.get(IMAGES)) or 0 for r in rows), default=-1)
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+        if trial not in self._trial_files:
+            self._setup_trial(trial)
+        images = _images(result.get(IMAGES))
+        if images is not None and images <= self._last.get(trial, -1):
+            path = Path(trial.local_path, EXPR_PROGRESS_FILE)
+            self._trial_files[trial].close()
+            header, rows = _csv_rows(path)
+            keep = [r for r in rows if (_images(r.get(IMAGES)) or 0) < images]
+            _replace_file(path, _csv_text(header, keep))
+            self._trial_files[trial] = path.open("at")
+            self._trial_csv[trial] = None  # type: ignore[assignment]  # a new writer: Ray makes one for None
+            self._trial_continue[trial] = bool(header)
+        super().log_trial_result(iteration, trial, result)
+        if images is not None:
+            self._last[trial] = images
+
+
+def _csv_rows(path: Path) -> tuple[list[str], list[dict]]:
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            return list(reader.fieldnames or []), list(reader)
+    except FileNotFoundError:
+        return [], []
+
+
+def _csv_text(header: list[str], rows: list[dict]) -> str:
+    out = io.StringIO()
+    if header:
+        writer = csv.DictWriter(out, header)
+        writer.writeheader()
+        writer.writerows(rows)
+    return out.getvalue()
