@@ -509,7 +509,11 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
         if not more or grow.needs_restore(folder):
             tuner = tune.Tuner.restore(exp, trainable, resume_unfinished=True, resume_errored=retry_failed,
                                        restart_errored=False)
-            for line in refill_missing_checkpoints(tuner.get_results()):
+            try:
+                saved: Any = tuner.get_results()
+            except RuntimeError:  # Ray could not read the saved results: nothing to put right
+                saved = []
+            for line in refill_missing_checkpoints(saved):
                 print(f"gansearch: {line}", file=sys.stderr)
             tuner.fit()
         if more:

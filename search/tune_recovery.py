@@ -73,75 +73,98 @@ def _images(value: Any) -> int | None:
         return None
 
 
-def _replace_file(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+class _DropsReplacedRows:
+    """What :class:`ResultJsonLog` and :class:`ProgressCsvLog` add to Tune's loggers: a report at
+    or before the trial's last one logged (a resumed trial repeating reports) first drops the
+    rows it replaces from the file. A subclass names the file, reads and writes its rows, and
+    says how the logger sets a trial up (``_start``) and takes a rewritten file (``_reopened``)."""
 
-
-class ResultJsonLog(JsonLoggerCallback):
-    """Tune's result.json logger; a report at or before the last one logged (a resumed trial
-    repeating reports) first drops the rows it replaces."""
+    file_name = ""
+    _trial_files: dict[Any, Any]
 
     def __init__(self) -> None:
         super().__init__()
-        self._last: dict[Any, int] = {}
+        self._last: dict[Any, int] = {}  # trial -> images_seen of its last row in the file
 
-    def log_trial_start(self, trial: Any) -> None:
-        super().log_trial_start(trial)  # brings back result.json from storage when resuming
-        rows = _json_rows(Path(trial.local_path, EXPR_RESULT_FILE))
+    def _read(self, path: Path) -> tuple[list[str], list[dict]]:
+        raise NotImplementedError
+
+    def _text(self, header: list[str], rows: list[dict]) -> str:
+        raise NotImplementedError
+
+    def _start(self, trial: Any) -> None:
+        raise NotImplementedError
+
+    def _reopened(self, trial: Any, header: list[str]) -> None:
+        pass
+
+    def _note_logged(self, trial: Any) -> None:
+        """After the logger opened the trial's file (brought back from storage on a resume)."""
+        rows = self._read(Path(trial.local_path, self.file_name))[1]
         self._last[trial] = max((_images(r.get(IMAGES)) or 0 for r in rows), default=-1)
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
         if trial not in self._trial_files:
-            self.log_trial_start(trial)
+            self._start(trial)
         images = _images(result.get(IMAGES))
         if images is not None and images <= self._last.get(trial, -1):
-            path = Path(trial.local_path, EXPR_RESULT_FILE)
+            path = Path(trial.local_path, self.file_name)
             self._trial_files[trial].close()
-            keep = [r for r in _json_rows(path) if (_images(r.get(IMAGES)) or 0) < images]
-            _replace_file(path, "".join(json.dumps(r) + "\n" for r in keep))
+            header, rows = self._read(path)
+            keep = [r for r in rows if (_images(r.get(IMAGES)) or 0) < images]
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(self._text(header, keep))
+            os.replace(tmp, path)
             self._trial_files[trial] = path.open("at")
-        super().log_trial_result(iteration, trial, result)
+            self._reopened(trial, header)
+        super().log_trial_result(iteration, trial, result)  # type: ignore[misc]  # Tune's logger
         if images is not None:
             self._last[trial] = images
 
 
-def _json_rows(path: Path) -> list[dict]:
-    try:
-        return parse_results(path.read_text())
-    except FileNotFoundError:
-        return []
+class ResultJsonLog(_DropsReplacedRows, JsonLoggerCallback):
+    """Tune's result.json logger, each report once (see :class:`_DropsReplacedRows`)."""
+
+    file_name = EXPR_RESULT_FILE
+
+    def _read(self, path: Path) -> tuple[list[str], list[dict]]:
+        try:
+            return [], parse_results(path.read_text())
+        except FileNotFoundError:
+            return [], []
+
+    def _text(self, header: list[str], rows: list[dict]) -> str:
+        return "".join(json.dumps(r) + "\n" for r in rows)
+
+    def _start(self, trial: Any) -> None:
+        self.log_trial_start(trial)
+
+    def log_trial_start(self, trial: Any) -> None:
+        super().log_trial_start(trial)
+        self._note_logged(trial)
 
 
-class ProgressCsvLog(CSVLoggerCallback):
-    """Tune's progress.csv logger, dropping replaced rows the way :class:`ResultJsonLog` does."""
+class ProgressCsvLog(_DropsReplacedRows, CSVLoggerCallback):
+    """Tune's progress.csv logger, each report once (see :class:`_DropsReplacedRows`)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._last: dict[Any, int] = {}
+    file_name = EXPR_PROGRESS_FILE
+
+    def _read(self, path: Path) -> tuple[list[str], list[dict]]:
+        return _csv_rows(path)
+
+    def _text(self, header: list[str], rows: list[dict]) -> str:
+        return _csv_text(header, rows)
+
+    def _start(self, trial: Any) -> None:
+        self._setup_trial(trial)
 
     def _setup_trial(self, trial: Any) -> None:
         super()._setup_trial(trial)
-        header, rows = _csv_rows(Path(trial.local_path, EXPR_PROGRESS_FILE))
-        self._last[trial] = max((_images(r.get(IMAGES)) or 0 for r in rows), default=-1)
+        self._note_logged(trial)
 
-    def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
-        if trial not in self._trial_files:
-            self._setup_trial(trial)
-        images = _images(result.get(IMAGES))
-        if images is not None and images <= self._last.get(trial, -1):
-            path = Path(trial.local_path, EXPR_PROGRESS_FILE)
-            self._trial_files[trial].close()
-            header, rows = _csv_rows(path)
-            keep = [r for r in rows if (_images(r.get(IMAGES)) or 0) < images]
-            _replace_file(path, _csv_text(header, keep))
-            self._trial_files[trial] = path.open("at")
-            self._trial_csv[trial] = None  # type: ignore[assignment]  # a new writer: Ray makes one for None
-            self._trial_continue[trial] = bool(header)
-        super().log_trial_result(iteration, trial, result)
-        if images is not None:
-            self._last[trial] = images
+    def _reopened(self, trial: Any, header: list[str]) -> None:
+        self._trial_csv[trial] = None  # type: ignore[assignment]  # Tune makes a new writer for None
+        self._trial_continue[trial] = bool(header)  # the header is there
 
 
 def _csv_rows(path: Path) -> tuple[list[str], list[dict]]:
