@@ -21,6 +21,7 @@ import io
 import json
 import os
 import posixpath
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,32 +34,55 @@ CHECKPOINT_PREFIX = "checkpoint_"  # Ray Tune's checkpoint folders: checkpoint_0
 IMAGES = "images_seen"  # what orders a trial's reports (gan_trial reports it; ASHA's time attribute)
 
 
+def _index(name: str) -> int | None:
+    """The number of a checkpoint folder's name (checkpoint_000012 -> 12), else None."""
+    match = re.fullmatch(CHECKPOINT_PREFIX + r"(\d+)", name)
+    return int(match.group(1)) if match else None
+
+
 def refill_missing_checkpoints(results: Any) -> list[str]:
-    """For each trial of ``results`` (a restored Tuner's ResultGrid) whose latest checkpoint is
-    gone from storage, copy the newest older checkpoint of the trial into its place (or leave an
-    empty one: the trial starts over) and remove the newer ones, which Ray does not know of.
-    Returns a line per trial put right."""
+    """Put right, before a resume, the checkpoints ``results`` (a restored Tuner's ResultGrid)
+    name that are gone from storage. A trial's latest one gets the newest older checkpoint of its
+    folder copied into its place (or stays empty: the trial starts over), and the folder's newer
+    ones, which Ray does not know of, go. A best one (kept by score) gets an empty folder, so
+    that Ray can delete it again (deleting a missing one fails inside Ray's bookkeeping). Trials
+    that finished are left as they are. Returns a line per trial whose latest one was put right."""
     import pyarrow.fs
 
+    tracked = set()  # every checkpoint Ray's saved state names, in any trial (PBT shares them)
+    for result in results:
+        tracked |= {c.path for c, _ in (getattr(result, "best_checkpoints", None) or [])}
+        if getattr(result, "checkpoint", None) is not None:
+            tracked.add(result.checkpoint.path)
     notes = []
     for result in results:
+        if (result.metrics or {}).get("done"):
+            continue
         ckpt = getattr(result, "checkpoint", None)
+        for best, _ in getattr(result, "best_checkpoints", None) or []:
+            gone = best.filesystem.get_file_info(best.path).type == pyarrow.fs.FileType.NotFound
+            if gone and (ckpt is None or best.path != ckpt.path):
+                best.filesystem.create_dir(best.path)
         if ckpt is None:
             continue
-        fs, path = ckpt.filesystem, ckpt.path
+        fs, path = ckpt.filesystem, ckpt.path.rstrip("/")
         if fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound:
             continue
-        folder, missing = posixpath.split(path.rstrip("/"))
-        kept = sorted(info.base_name for info in fs.get_file_info(pyarrow.fs.FileSelector(folder))
-                      if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith(CHECKPOINT_PREFIX))
-        older = [name for name in kept if name < missing]  # zero-padded indices sort as numbers
-        for name in kept:  # written after the saved state: Ray does not know them; the trial writes them again
-            if name > missing:
-                fs.delete_dir(posixpath.join(folder, name))
-        trial = posixpath.basename(folder)
+        folder, missing = posixpath.split(path)
+        number = _index(missing)
+        kept = sorted((n, info.base_name) for info in fs.get_file_info(pyarrow.fs.FileSelector(folder))
+                      if info.type == pyarrow.fs.FileType.Directory and (n := _index(info.base_name)) is not None)
+        older = [name for n, name in kept if number is not None and n < number]
+        if folder == str(result.path).rstrip("/"):  # its own folder (under PBT it may be another trial's)
+            for n, name in kept:  # written after the saved state: Ray does not know them; the trial writes them again
+                if number is not None and n > number and posixpath.join(folder, name) not in tracked:
+                    fs.delete_dir(posixpath.join(folder, name))
         fs.create_dir(path)
+        trial = posixpath.basename(str(result.path).rstrip("/"))
         if older:
-            pyarrow.fs.copy_files(posixpath.join(folder, older[-1]), path, source_filesystem=fs, destination_filesystem=fs)
+            # No threads: pyarrow's threaded uploads to S3 are unsafe (Ray's own copies avoid them too).
+            pyarrow.fs.copy_files(posixpath.join(folder, older[-1]), path, source_filesystem=fs,
+                                  destination_filesystem=fs, use_threads=False)
             notes.append(f"{trial}: {missing} was deleted after Ray's last saved state; resuming from {older[-1]}")
         else:
             notes.append(f"{trial}: {missing} was deleted after Ray's last saved state and no older one is kept; "
@@ -163,8 +187,10 @@ class ProgressCsvLog(_DropsReplacedRows, CSVLoggerCallback):
         self._note_logged(trial)
 
     def _reopened(self, trial: Any, header: list[str]) -> None:
-        self._trial_csv[trial] = None  # type: ignore[assignment]  # Tune makes a new writer for None
-        self._trial_continue[trial] = bool(header)  # the header is there
+        # Rows go on under the file's header (Tune would make a writer of the new result's keys).
+        writer = csv.DictWriter(self._trial_files[trial], header, extrasaction="ignore") if header else None
+        self._trial_csv[trial] = writer  # type: ignore[assignment]  # Tune makes a writer for None
+        self._trial_continue[trial] = bool(header)
 
 
 def _csv_rows(path: Path) -> tuple[list[str], list[dict]]:
@@ -179,7 +205,7 @@ def _csv_rows(path: Path) -> tuple[list[str], list[dict]]:
 def _csv_text(header: list[str], rows: list[dict]) -> str:
     out = io.StringIO()
     if header:
-        writer = csv.DictWriter(out, header)
+        writer = csv.DictWriter(out, header, extrasaction="ignore")  # a field the header lacks has no column
         writer.writeheader()
         writer.writerows(rows)
     return out.getvalue()

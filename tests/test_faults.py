@@ -200,7 +200,8 @@ def test_kill_9_driver_and_its_ray_then_resume_runs_every_trial_once(tmp_path, s
     def one_done_one_cut() -> bool:
         reps = _trials(exp).values()
         done = [r for r in reps if r and r[-1]["images_seen"] >= BUDGET]
-        cut = [r for r in reps if r and r[-1]["images_seen"] < BUDGET]
+        # 3 reports: Ray's saved state then surely names one of its checkpoints (deleted below)
+        cut = [r for r in reps if r and 3 * EVERY <= r[-1]["images_seen"] < BUDGET]
         return len(done) >= 1 and len(cut) >= 1
 
     _wait_for("a finished trial next to a running one", one_done_one_cut, driver, log)
@@ -217,7 +218,7 @@ def test_kill_9_driver_and_its_ray_then_resume_runs_every_trial_once(tmp_path, s
     deleted = [named[n] for n in cut if named.get(n)]
     assert deleted, (named, cut)
     for path in deleted:
-        shutil.rmtree(path)
+        shutil.rmtree(path, ignore_errors=True)  # unless Ray has (CI saw that race for real)
 
     # Resume from another folder, with an absolute $GANSEARCH_DATA: the experiment holds
     # absolute paths and the folder relative sampled paths meant.

@@ -4,11 +4,13 @@ killed with its Ray, then resumed) runs in tests/test_faults.py."""
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 from ray.tune import Checkpoint, Result
 
-from search.tune_recovery import refill_missing_checkpoints
+from search.tune_recovery import ProgressCsvLog, ResultJsonLog, refill_missing_checkpoints
 
 
 def _trial(root: Path, name: str, kept: list[int]) -> Path:
@@ -19,9 +21,13 @@ def _trial(root: Path, name: str, kept: list[int]) -> Path:
     return folder
 
 
-def _result(folder: Path, index: int | None) -> Result:
-    ckpt = None if index is None else Checkpoint(str(folder / f"checkpoint_{index:06d}"))
-    return Result(metrics={}, checkpoint=ckpt, error=None, path=str(folder))
+def _result(folder: Path, index: int | None, *, best: tuple[int, ...] = (), done: bool = False,
+            at: Path | None = None) -> Result:
+    """A trial's saved result: its latest checkpoint (in ``at``, another trial's folder, under
+    PBT) and its best ones."""
+    ckpt = None if index is None else Checkpoint(str((at or folder) / f"checkpoint_{index:06d}"))
+    kept = [(Checkpoint(str(folder / f"checkpoint_{i:06d}")), {}) for i in best]
+    return Result(metrics={"done": done}, checkpoint=ckpt, error=None, path=str(folder), best_checkpoints=kept)
 
 
 def test_a_deleted_checkpoint_is_replaced_by_the_newest_older_one_and_newer_ones_go(tmp_path):
@@ -51,3 +57,73 @@ def test_trials_whose_checkpoint_exists_or_that_have_none_are_left_alone(tmp_pat
     assert refill_missing_checkpoints([_result(fine, 3), _result(fresh, None)]) == []
     assert sorted(p.name for p in fine.iterdir()) == ["checkpoint_000000", "checkpoint_000003", "checkpoint_000004"]
     assert list(fresh.iterdir()) == []
+
+
+def test_a_deleted_best_checkpoint_gets_an_empty_folder_ray_can_delete_again(tmp_path):
+    trial = _trial(tmp_path, "trial_best", [2, 5])
+    assert refill_missing_checkpoints([_result(trial, 5, best=(1, 2, 5))]) == []
+    assert sorted(p.name for p in trial.iterdir()) == ["checkpoint_000001", "checkpoint_000002", "checkpoint_000005"]
+    assert not any((trial / "checkpoint_000001").iterdir())
+
+
+def test_finished_trials_are_not_touched(tmp_path):
+    done = _trial(tmp_path, "trial_done", [1, 4, 6])
+    assert refill_missing_checkpoints([_result(done, 7, best=(1, 4), done=True)]) == []
+    assert sorted(p.name for p in done.iterdir()) == ["checkpoint_000001", "checkpoint_000004", "checkpoint_000006"]
+
+
+def test_under_pbt_another_trials_checkpoints_are_refilled_but_never_deleted(tmp_path):
+    # B exploited A: B's saved latest is A's checkpoint 5, which A then dropped; A's latest is 6.
+    a = _trial(tmp_path, "trial_a", [4, 6])
+    b = _trial(tmp_path, "trial_b", [2])
+    notes = refill_missing_checkpoints([_result(a, 6, best=(4, 6)), _result(b, 5, at=a)])
+    assert notes == ["trial_b: checkpoint_000005 was deleted after Ray's last saved state; "
+                     "resuming from checkpoint_000004"]
+    assert sorted(p.name for p in a.iterdir()) == ["checkpoint_000004", "checkpoint_000005", "checkpoint_000006"]
+    assert sorted(p.name for p in b.iterdir()) == ["checkpoint_000002"]
+
+
+class _Trial:
+    """What Tune's file loggers use of a trial: its config and its folder on the driver
+    (``checkpoint`` None: nothing to bring back from storage)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.config: dict = {}
+        self.local_path = str(folder)
+        self.checkpoint = None
+        folder.mkdir(parents=True)  # Tune makes it before a trial starts
+
+    def init_local_path(self) -> None:
+        Path(self.local_path).mkdir(parents=True, exist_ok=True)
+
+
+def _log(logger, trial, *images: int, extra: dict | None = None) -> None:
+    for i, n in enumerate(images):
+        logger.log_trial_result(i + 1, trial, {"images_seen": n, "score": float(n), "pid": 1, **(extra or {})})
+
+
+def test_a_repeated_report_replaces_the_rows_from_its_point_on_in_both_files(tmp_path):
+    trial = _Trial(tmp_path / "trial_x")
+    loggers = [ResultJsonLog(), ProgressCsvLog()]
+    for logger in loggers:
+        _log(logger, trial, 512, 1024, 1536, 2048)
+        _log(logger, trial, 1024, 1536, extra={"pid": 2, "new_key": 7})  # resumed from the 512 checkpoint
+        _log(logger, trial, 2048, 2560, extra={"pid": 2, "new_key": 7})
+        logger.log_trial_end(trial)
+    rows = [json.loads(line) for line in (tmp_path / "trial_x" / "result.json").read_text().splitlines()]
+    assert [(r["images_seen"], r["pid"]) for r in rows] == [(512, 1), (1024, 2), (1536, 2), (2048, 2), (2560, 2)]
+    with open(tmp_path / "trial_x" / "progress.csv", newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0] == ["images_seen", "score", "pid"]  # the first result's columns; the new key has none
+    assert all(len(row) == 3 for row in table), table
+    assert [(int(r[0]), int(r[2])) for r in table[1:]] == [(512, 1), (1024, 2), (1536, 2), (2048, 2), (2560, 2)]
+
+
+def test_reports_without_images_or_moving_forward_are_logged_as_tune_would(tmp_path):
+    trial = _Trial(tmp_path / "trial_y")
+    logger = ResultJsonLog()
+    _log(logger, trial, 512, 1024)
+    logger.log_trial_result(3, trial, {"score": 1.0})
+    logger.log_trial_end(trial)
+    rows = [json.loads(line) for line in (tmp_path / "trial_y" / "result.json").read_text().splitlines()]
+    assert [r.get("images_seen") for r in rows] == [512, 1024, None]
