@@ -66,7 +66,7 @@ from search.space import PBT_MUTABLE_PREFIXES, ChoiceParam, FloatParam, IntParam
 from search.storage import Folder, is_uri, normalise
 from search.study_db import RedactedRDBStorage, redact, resolve_stored, study_url
 from search.tune_progress import quiet_worker_logs, sampled_keys, setup_output, tune_callbacks
-from search.tune_recovery import refill_missing_checkpoints
+from search.tune_recovery import recover_torn_state, refill_missing_checkpoints
 from search.tune_searcher import BudgetOptunaSearch, _trial_name_of
 
 __all__ = ["BEST_CONFIG_FILE", "SUMMARY_FILE", "SearchOptions", "SearchOutcome", "TrialDiverged",
@@ -485,6 +485,8 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
     state = read_state(folder)
     space = read_space(folder)
     url = resolve_stored(state.get("optuna_storage"))  # a redacted URL: the real one from the environment
+    for line in recover_torn_state(exp):
+        print(f"gansearch: {line}", file=sys.stderr)
     if not tune.Tuner.can_restore(exp):
         raise GansearchError(f"{exp}: no Ray Tune experiment state to resume")
     missing = [k for k in ("name", "scheduler", "options") if k not in state]

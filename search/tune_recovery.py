@@ -8,6 +8,11 @@ every restore attempt ("Could not recover from checkpoint as it does not exist o
 anymore"). :func:`refill_missing_checkpoints` gives such a trial the newest older checkpoint it
 kept (one whose report the saved result.json holds), or none (it starts again), so it resumes.
 
+Ray also copies its state into a local experiment folder in place: a driver killed mid-copy
+leaves it empty or cut short, and Ray, finding no trial in it, silently starts the search over
+(the cut trials never continue). :func:`recover_torn_state` finishes that copy from Ray's own
+staging folder on this machine, or says in one line that the state is lost.
+
 A trial resumed from a checkpoint older than its last saved report repeats a few reports;
 :class:`ResultJsonLog` and :class:`ProgressCsvLog` (Tune's JSON and CSV loggers) then drop the
 rows a repeated report replaces, so result.json still holds each point once, in order (the rerun
@@ -20,18 +25,74 @@ import csv
 import io
 import json
 import os
+import pickletools
 import posixpath
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 from ray.air.constants import EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+from gan_core.errors import GansearchError
 from search.experiment import parse_results
+from search.ray_address import session_file
+from search.storage import is_uri
 
 CHECKPOINT_PREFIX = "checkpoint_"  # Ray Tune's checkpoint folders: checkpoint_000000, ...
 IMAGES = "images_seen"  # what orders a trial's reports (gan_trial reports it; ASHA's time attribute)
+# Ray Tune's state files, one set per driver session (TuneController, SearchGenerator, Searcher).
+STATE_FILES = ("experiment_state-{}.json", "search_gen_state-{}.json", "searcher-state-{}.pkl")
+
+
+def _intact(path: Path) -> bool:
+    """A state file written whole: JSON that parses, or a pickle (Ray writes some of its .json
+    files with cloudpickle) that ends with its STOP opcode (read with pickletools, which runs
+    nothing)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    try:
+        json.loads(data)
+        return True
+    except ValueError:
+        pass
+    try:
+        return bool(data) and list(pickletools.genops(data))[-1][0].name == "STOP"
+    except Exception:  # whatever a cut-off stream makes pickletools raise
+        return False
+
+
+def recover_torn_state(exp: str) -> list[str]:
+    """Before a resume of a local experiment: if the state files of Ray's newest session are
+    empty or cut short (the driver was killed while Ray copied them in place), finish Ray's copy
+    from its staging folder (``RAY_TMP/session_*/artifacts/*/NAME/driver_artifacts``, kept on
+    this machine after a kill): the state files and the trials' result.json, progress.csv and
+    run folders, as Ray's next sync would have. Without an intact copy, a one-line error: Ray
+    would silently start the search over. Returns a line saying what was restored."""
+    if is_uri(exp):  # object stores write whole objects or nothing
+        return []
+    folder = Path(exp)
+    states = sorted(folder.glob(STATE_FILES[0].format("*")))
+    if not states:
+        return []
+    session = states[-1].name[len("experiment_state-"):-len(".json")]  # Ray resumes the newest name
+    torn = [folder / t.format(session) for t in STATE_FILES if not _intact(folder / t.format(session))]
+    if not torn:
+        return []
+    root = session_file().parent
+    copies = [p for p in root.glob(f"session_*/artifacts/*/{folder.name}/driver_artifacts/{states[-1].name}")
+              if all(_intact(p.parent / t.format(session)) for t in STATE_FILES)]
+    names = ", ".join(p.name for p in torn)
+    if not copies:
+        raise GansearchError(f"{folder}: {names} cut short (the driver was killed while Ray was writing it) and "
+                             f"no intact copy is left in {root} on this machine: the search cannot resume where "
+                             "it stopped; `gansearch review` still reads its trials")
+    staging = max(copies, key=lambda p: p.stat().st_mtime).parent
+    shutil.copytree(staging, folder, dirs_exist_ok=True)
+    return [f"{names} cut short when the driver was killed; restored from Ray's staging copy {staging}"]
 
 
 def _index(name: str) -> int | None:

@@ -187,7 +187,12 @@ def _check_complete(exp: Path, trials: int) -> dict[str, list[dict]]:
     return found
 
 
-def test_kill_9_driver_and_its_ray_then_resume_runs_every_trial_once(tmp_path, started):
+@pytest.mark.parametrize("damage", ["checkpoint", "state"])
+def test_kill_9_driver_and_its_ray_then_resume_runs_every_trial_once(tmp_path, started, damage):
+    """Two races a kill can lose, each made certain: Ray had deleted (num_to_keep) the checkpoint
+    its last saved state names (CI once lost that one), or Ray was copying its state into the
+    experiment when the kill came (seen here: a 0-byte experiment_state, and Ray, finding no
+    trial, started over). The resume must put either right (search/tune_recovery.py)."""
     import optuna
 
     project = _project(tmp_path)
@@ -211,14 +216,17 @@ def test_kill_9_driver_and_its_ray_then_resume_runs_every_trial_once(tmp_path, s
     killed_at = time.time() - t0
     finished = {n for n, r in before.items() if r and r[-1]["images_seen"] >= BUDGET}
     assert finished and len(finished) < 3
-    # The race CI once lost: Ray deleted (num_to_keep) the checkpoint its last saved state names
-    # before the kill. Done here on purpose for the cut trial; the resume must put it right.
-    named = _saved_checkpoints(exp)
     cut = [n for n, r in before.items() if r and r[-1]["images_seen"] < BUDGET]
-    deleted = [named[n] for n in cut if named.get(n)]
-    assert deleted, (named, cut)
-    for path in deleted:
-        shutil.rmtree(path, ignore_errors=True)  # unless Ray has (CI saw that race for real)
+    deleted = []
+    if damage == "checkpoint":  # for the cut trial
+        named = _saved_checkpoints(exp)
+        deleted = [named[n] for n in cut if named.get(n)]
+        assert deleted, (named, cut)
+        for path in deleted:
+            shutil.rmtree(path, ignore_errors=True)  # unless Ray has (CI saw that race for real)
+    else:
+        state = sorted(exp.glob("experiment_state-*.json"))[-1]
+        state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
 
     # Resume from another folder, with an absolute $GANSEARCH_DATA: the experiment holds
     # absolute paths and the folder relative sampled paths meant.
@@ -228,7 +236,10 @@ def test_kill_9_driver_and_its_ray_then_resume_runs_every_trial_once(tmp_path, s
     out = subprocess.run([sys.executable, "-m", "search.cli", "resume", str(exp)], cwd=elsewhere, env=env,
                          capture_output=True, text=True, timeout=900, start_new_session=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert out.stderr.count("was deleted after Ray's last saved state") == len(deleted), out.stderr[-3000:]
+    if damage == "checkpoint":
+        assert out.stderr.count("was deleted after Ray's last saved state") == len(deleted), out.stderr[-3000:]
+    else:
+        assert f"{state.name} cut short when the driver was killed; restored from Ray's staging copy" in out.stderr
     after = _check_complete(exp, 3)
     for name in cut:  # progress.csv too holds each report once, in order
         with open(exp / name / "progress.csv", newline="") as f:

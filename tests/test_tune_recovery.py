@@ -1,16 +1,20 @@
 """search/tune_recovery.py on real Ray Tune objects (Result, Checkpoint) over real folders: the
-checkpoint a killed driver's saved state names but Ray had deleted. The whole path (a search
-killed with its Ray, then resumed) runs in tests/test_faults.py."""
+checkpoint a killed driver's saved state names but Ray had deleted, the loggers' repeated
+reports, and a state file a kill cut short. The whole path (a search killed with its Ray, then
+resumed) runs in tests/test_faults.py."""
 
 from __future__ import annotations
 
 import csv
 import json
+import pickle
 from pathlib import Path
 
+import pytest
 from ray.tune import Checkpoint, Result
 
-from search.tune_recovery import ProgressCsvLog, ResultJsonLog, refill_missing_checkpoints
+from gan_core.errors import GansearchError
+from search.tune_recovery import ProgressCsvLog, ResultJsonLog, recover_torn_state, refill_missing_checkpoints
 
 
 def _trial(root: Path, name: str, kept: list[int]) -> Path:
@@ -127,3 +131,62 @@ def test_reports_without_images_or_moving_forward_are_logged_as_tune_would(tmp_p
     logger.log_trial_end(trial)
     rows = [json.loads(line) for line in (tmp_path / "trial_y" / "result.json").read_text().splitlines()]
     assert [r.get("images_seen") for r in rows] == [512, 1024, None]
+
+
+SESSION = "2026-11-26_02-22-02"
+
+
+def _state_files(folder: Path, *, torn: bool = False) -> None:
+    """Ray's three state files of one session (the second one is a pickle despite its name)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = json.dumps({"trial_data": [["trial_a", {}]], "runner_data": {}}).encode()
+    (folder / f"experiment_state-{SESSION}.json").write_bytes(state[: len(state) // 2] if torn else state)
+    (folder / f"search_gen_state-{SESSION}.json").write_bytes(pickle.dumps({"counter": 2}))
+    (folder / f"searcher-state-{SESSION}.pkl").write_bytes(pickle.dumps({"ot_trials": [0, 1]}))
+
+
+def _staging(ray_tmp: Path, name: str) -> Path:
+    """Ray's staging folder of an experiment's driver, as a killed driver leaves it."""
+    staging = ray_tmp / "ray" / "session_2026-11-26_02-21-54_786990_21812" / "artifacts" / SESSION / name / \
+        "driver_artifacts"
+    _state_files(staging)
+    (staging / "trial_a").mkdir()
+    (staging / "trial_a" / "result.json").write_text('{"images_seen": 1024}\n{"images_seen": 2048}\n')
+    return staging
+
+
+def test_a_state_cut_short_by_a_kill_is_restored_from_rays_staging_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "raytmp"))
+    exp = tmp_path / "runs" / "search1"
+    _state_files(exp, torn=True)
+    (exp / "trial_a").mkdir()
+    (exp / "trial_a" / "result.json").write_text('{"images_seen": 1024}\n')
+    staging = _staging(tmp_path / "raytmp", "search1")
+    _staging(tmp_path / "raytmp" / "other", "another-search")  # never taken for this one
+    notes = recover_torn_state(str(exp))
+    assert notes == [f"experiment_state-{SESSION}.json cut short when the driver was killed; "
+                     f"restored from Ray's staging copy {staging}"]
+    for name in (f"experiment_state-{SESSION}.json", f"searcher-state-{SESSION}.pkl", "trial_a/result.json"):
+        assert (exp / name).read_bytes() == (staging / name).read_bytes(), name
+    assert recover_torn_state(str(exp)) == []  # whole now
+
+
+def test_a_state_cut_short_with_no_copy_left_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "raytmp"))
+    exp = tmp_path / "runs" / "search2"
+    _state_files(exp)
+    (exp / f"searcher-state-{SESSION}.pkl").write_bytes(pickle.dumps({"ot_trials": [0, 1]})[:-1])
+    with pytest.raises(GansearchError) as err:
+        recover_torn_state(str(exp))
+    text = str(err.value)
+    assert "\n" not in text and f"searcher-state-{SESSION}.pkl cut short" in text and "cannot resume" in text
+
+
+def test_whole_states_and_object_stores_are_left_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "raytmp"))
+    exp = tmp_path / "runs" / "search3"
+    _state_files(exp)
+    _staging(tmp_path / "raytmp", "search3")
+    assert recover_torn_state(str(exp)) == []
+    assert not (exp / "trial_a").exists()
+    assert recover_torn_state("s3://bucket/gansearch/search3") == []
