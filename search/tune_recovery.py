@@ -36,11 +36,10 @@ from ray.air.constants import EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from gan_core.errors import GansearchError
-from search.experiment import parse_results
+from search.experiment import CHECKPOINT_PREFIX, parse_results
 from search.ray_address import session_file
 from search.storage import is_uri
 
-CHECKPOINT_PREFIX = "checkpoint_"  # Ray Tune's checkpoint folders: checkpoint_000000, ...
 IMAGES = "images_seen"  # what orders a trial's reports (gan_trial reports it; ASHA's time attribute)
 # Ray Tune's state files, one set per driver session (TuneController, SearchGenerator, Searcher).
 STATE_FILES = ("experiment_state-{}.json", "search_gen_state-{}.json", "searcher-state-{}.pkl")
