@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import pickletools
 import posixpath
 import re
@@ -36,6 +35,7 @@ from ray.air.constants import EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from gan_core.errors import GansearchError
+from gan_core.io import atomic_write_text
 from search.experiment import CHECKPOINT_PREFIX, parse_results
 from search.ray_address import session_file
 from search.storage import is_uri
@@ -196,9 +196,7 @@ class _DropsReplacedRows:
             self._trial_files[trial].close()
             header, rows = self._read(path)
             keep = [r for r in rows if (_images(r.get(IMAGES)) or 0) < images]
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(self._text(header, keep))
-            os.replace(tmp, path)
+            atomic_write_text(path, self._text(header, keep))
             self._trial_files[trial] = path.open("at")
             self._reopened(trial, header)
         super().log_trial_result(iteration, trial, result)  # type: ignore[misc]  # Tune's logger
@@ -234,10 +232,20 @@ class ProgressCsvLog(_DropsReplacedRows, CSVLoggerCallback):
     file_name = EXPR_PROGRESS_FILE
 
     def _read(self, path: Path) -> tuple[list[str], list[dict]]:
-        return _csv_rows(path)
+        try:
+            with path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                return list(reader.fieldnames or []), list(reader)
+        except FileNotFoundError:
+            return [], []
 
     def _text(self, header: list[str], rows: list[dict]) -> str:
-        return _csv_text(header, rows)
+        out = io.StringIO()
+        if header:
+            writer = csv.DictWriter(out, header, extrasaction="ignore")  # a field the header lacks has no column
+            writer.writeheader()
+            writer.writerows(rows)
+        return out.getvalue()
 
     def _start(self, trial: Any) -> None:
         self._setup_trial(trial)
@@ -252,20 +260,3 @@ class ProgressCsvLog(_DropsReplacedRows, CSVLoggerCallback):
         self._trial_csv[trial] = writer  # type: ignore[assignment]  # Tune makes a writer for None
         self._trial_continue[trial] = bool(header)
 
-
-def _csv_rows(path: Path) -> tuple[list[str], list[dict]]:
-    try:
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            return list(reader.fieldnames or []), list(reader)
-    except FileNotFoundError:
-        return [], []
-
-
-def _csv_text(header: list[str], rows: list[dict]) -> str:
-    out = io.StringIO()
-    if header:
-        writer = csv.DictWriter(out, header, extrasaction="ignore")  # a field the header lacks has no column
-        writer.writeheader()
-        writer.writerows(rows)
-    return out.getvalue()
