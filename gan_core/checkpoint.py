@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import pickle
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,10 +79,19 @@ RESUMABLE_CHANGES = ("name", "train.images", "train.log_every", "train.sample_ev
                      "train.checkpoint_every", "train.weight_warn", "data.data_dir", "eval.")
 
 
+def keys_blocking_resume(saved: Config, cfg: Config, *, also_mutable: Sequence[str] = ()) -> list[str]:
+    """The one rule of what may change on resume: the keys in which ``cfg`` differs from the
+    ``saved`` config of a checkpoint and that may not change there. The budget, logging and
+    evaluation may always change; ``also_mutable`` adds key prefixes a caller allows besides
+    (a PBT search passes the keys it perturbs in a running trial)."""
+    allowed = RESUMABLE_CHANGES + tuple(also_mutable)
+    return [k for k in diff(saved, cfg) if not k.startswith(allowed)]
+
+
 def check_resumable(state: dict[str, Any], cfg: Config, path: Path) -> None:
     """Refuse to resume ``state`` (read from ``path``) under ``cfg`` if they differ in a key that
     shapes the weights; the budget, logging and evaluation may change."""
-    changed = [k for k in diff(from_dict(state["config"]), cfg) if not k.startswith(RESUMABLE_CHANGES)]
+    changed = keys_blocking_resume(from_dict(state["config"]), cfg)
     if changed:
         raise GansearchError(f"{path}: refusing to resume with a different config; differing keys: "
                              + ", ".join(changed) + " (use a new --out directory)")

@@ -20,6 +20,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,17 @@ class Callbacks:
     should_stop: Callable[[], bool] | None = None
 
 
+class RunStatus(StrEnum):
+    """How a training run ended (a search's TrialStatus is derived from it)."""
+
+    COMPLETED = "completed"  # trained its whole budget
+    STOPPED = "stopped"  # stopped early: a signal, a caller's should_stop, a scheduler
+    DIVERGED = "diverged"  # a NaN or inf in a loss, a gradient or a weight
+
+
 @dataclass
 class TrainResult:
-    status: str  # completed | stopped | diverged
+    status: RunStatus
     reason: str = ""
     step: int = 0
     images_seen: int = 0
@@ -156,7 +165,7 @@ class Trainer:
     def state_dict(self, status: str) -> dict[str, Any]:
         return {
             "config": to_dict(self.cfg), "shape": list(self.data.shape), "num_classes": self.num_classes,
-            "step": self.step, "images_seen": self.images_seen, "status": status,
+            "step": self.step, "images_seen": self.images_seen, "status": str(status),  # plain data: weights_only
             "G": self.G.state_dict(), "D": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
@@ -445,7 +454,7 @@ def _run(cfg: Config, tr: Trainer, log_path: Path | None, cb: Callbacks, progres
     total = cfg.steps
     t_cfg = cfg.train
     bar = progress_bar(total, tr.step, cfg.name) if progress else None
-    status, reason = "completed", ""
+    status, reason = RunStatus.COMPLETED, ""
     if tr.step == 0:
         tr.sample_grid()
     t_last, step_last = time.perf_counter(), tr.step
@@ -453,10 +462,10 @@ def _run(cfg: Config, tr: Trainer, log_path: Path | None, cb: Callbacks, progres
     try:
         while tr.step < total:
             if stop.requested:  # SIGINT/SIGTERM: honoured here, between steps, never inside one
-                status, reason = "stopped", "interrupted"
+                status, reason = RunStatus.STOPPED, "interrupted"
                 break
             if cb.should_stop is not None and cb.should_stop():
-                status, reason = "stopped", "stopped by request"
+                status, reason = RunStatus.STOPPED, "stopped by request"
                 break
             before = tr.images_seen
             stats = tr.train_step()
@@ -469,7 +478,7 @@ def _run(cfg: Config, tr: Trainer, log_path: Path | None, cb: Callbacks, progres
                 values = dict(zip(STAT_KEYS, stats.tolist(), strict=True))
                 bad = _non_finite(values)
                 if bad:
-                    status, reason = "diverged", f"non-finite {bad} at step {tr.step}"
+                    status, reason = RunStatus.DIVERGED, f"non-finite {bad} at step {tr.step}"
                     break
                 for event in tr.balance.update(values["d_error"], tr.step):
                     log({"kind": "balance", "images_seen": tr.images_seen, **event})
@@ -480,13 +489,13 @@ def _run(cfg: Config, tr: Trainer, log_path: Path | None, cb: Callbacks, progres
                 sums = tr.acc_sums()
                 bad = _non_finite(sums)
                 if bad:
-                    status, reason = "diverged", f"non-finite {bad} in steps {_window(tr)}"
+                    status, reason = RunStatus.DIVERGED, f"non-finite {bad} in steps {_window(tr)}"
                     break
             a = tr.acc
             if log_line:
                 ok, biggest = _finite_weights(tr.G, tr.D)
                 if not ok:
-                    status, reason = "diverged", f"non-finite weights at step {tr.step}"
+                    status, reason = RunStatus.DIVERGED, f"non-finite weights at step {tr.step}"
                     break
                 if biggest > t_cfg.weight_warn and "big" not in warned:
                     warned.add("big")
@@ -528,11 +537,11 @@ def _run(cfg: Config, tr: Trainer, log_path: Path | None, cb: Callbacks, progres
     finally:  # a KeyboardInterrupt here (a second signal) saves nothing: the step may be half done
         if bar is not None:
             bar.close()
-    if status != "diverged" and tr.acc["n"]:  # steps since the last check: none may be saved broken
+    if status is not RunStatus.DIVERGED and tr.acc["n"]:  # steps since the last check: none may be saved broken
         bad = _non_finite(tr.acc_sums())
         if bad:
-            status, reason = "diverged", f"non-finite {bad} in steps {_window(tr)}"
-    if status == "diverged":
+            status, reason = RunStatus.DIVERGED, f"non-finite {bad} in steps {_window(tr)}"
+    if status is RunStatus.DIVERGED:
         log({"kind": "end", "step": tr.step, "images_seen": tr.images_seen, "status": status,
              "reason": reason})
     else:

@@ -157,7 +157,7 @@ def _stage_checkpoint(run_dir: Path, stage: Path) -> Path:
 
 def _restore(checkpoint: Any, run_dir: Path, ctx: TrialContext, cfg: Any) -> None:
     """Put a reported checkpoint back into the run directory the loop resumes from."""
-    from gan_core.checkpoint import load_checkpoint, save_checkpoint
+    from gan_core.checkpoint import keys_blocking_resume, load_checkpoint, save_checkpoint
     from gan_core.config import diff
 
     with checkpoint.as_directory() as src:
@@ -171,9 +171,8 @@ def _restore(checkpoint: Any, run_dir: Path, ctx: TrialContext, cfg: Any) -> Non
     # state: gan_core.optim.apply_hyperparameters), but only keys that never change a weight's
     # shape; anything else still makes the loop refuse.
     state = load_checkpoint(run_dir / "checkpoint.pt")
-    changed = diff(from_dict(state["config"]), cfg)
-    allowed = PBT_MUTABLE_PREFIXES + ("train.seed", "name")
-    if changed and all(k.startswith(allowed) for k in changed):
+    saved = from_dict(state["config"])
+    if diff(saved, cfg) and not keys_blocking_resume(saved, cfg, also_mutable=PBT_MUTABLE_PREFIXES + ("train.seed",)):
         state["config"] = to_dict(cfg)
         state.pop("version", None)
         save_checkpoint(state, run_dir / "checkpoint.pt")
