@@ -55,8 +55,8 @@ def main() -> int:
     import ray
     from ray.tune import Callback
 
+    from search.raytune.tune import SearchOptions, run_search
     from search.space import parse_space
-    from search.tune import SearchOptions, run_search
 
     class Clock(Callback):
         """Driver-side start and end of every trial."""

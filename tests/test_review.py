@@ -69,8 +69,8 @@ class MidSearchReview(Callback):
 def search(tmp_path_factory):
     import ray
 
+    from search.raytune.tune import SearchOptions, run_search
     from search.space import load_space
-    from search.tune import SearchOptions, run_search
 
     root = tmp_path_factory.mktemp("review")
     (root / "tiny.yaml").write_text(SPACE)

@@ -68,7 +68,7 @@ def worker_env() -> dict[str, str]:
 
 
 def test_select_device_falls_back_with_one_warning():
-    from search.tune import select_device
+    from search.raytune.tune import select_device
 
     assert select_device([], False) == ("cpu", None)
     assert select_device([], True) == ("cpu", None)  # a CPU trial never grabs a GPU
@@ -78,8 +78,8 @@ def test_select_device_falls_back_with_one_warning():
 
 
 def test_pbt_population_starts_with_the_base_point(tmp_path):
+    from search.raytune.tune import _pbt_population
     from search.space import trial_seed
-    from search.tune import _pbt_population
 
     space = tiny_space(tmp_path)
     pop = _pbt_population(space, 5, seed=2)
@@ -99,7 +99,7 @@ def test_pbt_restore_rewrites_only_resumable_hyperparameters(tmp_path):
     from gan_core.checkpoint import load_checkpoint
     from gan_core.errors import GansearchError
     from gan_core.loop import train
-    from search.tune import TrialContext, _restore, trial_params
+    from search.raytune.tune import TrialContext, _restore, trial_params
 
     space = tiny_space(tmp_path, images=512, every=256)
     params = {**space.base_point(), "train.seed": 1}
@@ -181,8 +181,8 @@ class TestLocal:
         from gan_core.checkpoint import load_run
         from gan_core.config import load_config, to_dict
         from gan_core.errors import GansearchError
+        from search.raytune.tune import BEST_CONFIG_FILE, SUMMARY_FILE, SearchOptions, run_search
         from search.space import trial_seed
-        from search.tune import BEST_CONFIG_FILE, SUMMARY_FILE, SearchOptions, run_search
 
         # The base preset runs first, then the point with a 1e30 generator lr (NaN at once).
         space = tiny_space(tmp_path, extra="points:\n  - {optim.g.lr: 1.0e+30}\n", g_lrs="[0.0002, 0.002, 1.0e+30]")
@@ -253,7 +253,7 @@ class TestLocal:
             run_search(space, SearchOptions(name="e2e", storage=str(tmp_path / "runs"), trials=1, verbose=0))
 
     def test_fractional_logical_gpus_run_four_trials_at_once(self, tmp_path):
-        from search.tune import SearchOptions, run_search
+        from search.raytune.tune import SearchOptions, run_search
 
         space = tiny_space(tmp_path, images=16384, every=4096, name="gpu")
         # A file:// URI takes the code paths of s3:// and gs:// storage (pyarrow, study copied).
@@ -281,7 +281,7 @@ class TestLocal:
     def test_interrupted_search_resumes_without_repeating_or_losing_trials(self, tmp_path):
         import optuna
 
-        from search.tune import SearchOptions, resume_search, run_search
+        from search.raytune.tune import SearchOptions, resume_search, run_search
 
         marker = tmp_path / "interrupted-once"
         space = tiny_space(tmp_path, images=4096, every=1024, extra="search: {scheduler: fifo}\n", name="resume")
@@ -315,7 +315,7 @@ class TestLocal:
         import optuna
 
         from gan_core.checkpoint import load_run
-        from search.tune import SUMMARY_FILE, SearchOptions, resume_search, run_search
+        from search.raytune.tune import SUMMARY_FILE, SearchOptions, resume_search, run_search
 
         marker = tmp_path / "interrupted-once"
         space = tiny_space(tmp_path, images=4096, every=512, name="worse",

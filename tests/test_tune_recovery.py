@@ -14,7 +14,12 @@ import pytest
 from ray.tune import Checkpoint, Result
 
 from gan_core.errors import GansearchError
-from search.tune_recovery import ProgressCsvLog, ResultJsonLog, recover_torn_state, refill_missing_checkpoints
+from search.raytune.recovery import (
+    ProgressCsvLog,
+    ResultJsonLog,
+    recover_torn_state,
+    refill_missing_checkpoints,
+)
 
 
 def _trial(root: Path, name: str, kept: list[int]) -> Path:

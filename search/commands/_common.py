@@ -21,7 +21,7 @@ from gan_core.config import (
 from gan_core.errors import GansearchError
 
 if TYPE_CHECKING:
-    from search.tune import SearchOutcome
+    from search.raytune.tune import SearchOutcome
 
 
 def formatter() -> type[argparse.HelpFormatter]:

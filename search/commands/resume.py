@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from search.commands._common import format_outcome, formatter
-from search.ray_address import DEFAULT_CONNECT_TIMEOUT
+from search.raytune.address import DEFAULT_CONNECT_TIMEOUT
 
 EXAMPLE = """example:
   gansearch resume runs/quick
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     folder = Folder(normalise(args.experiment))
     read_state(folder)  # a broken experiment is one line before Ray is imported (seconds)
     read_space(folder)
-    from search.tune import resume_search
+    from search.raytune.tune import resume_search
 
     outcome = resume_search(args.experiment, address=args.address, retry_failed=args.retry_failed,
                             connect_timeout=args.connect_timeout, more=args.trials or 0)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from search.commands._common import check_seed, format_outcome, formatter, out_dir
-from search.ray_address import DEFAULT_CONNECT_TIMEOUT
+from search.raytune.address import DEFAULT_CONNECT_TIMEOUT
 
 EXAMPLE = """example:
   gansearch search --space spaces/quick.yaml --name quick
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from search.study_db import from_command
 
     optuna_url, _ = from_command(args.optuna_storage)  # a password only through the environment
-    # Everything about the space is checked before Ray (or the search.tune import) starts.
+    # Everything about the space is checked before Ray (or the search.raytune.tune import) starts.
     space = load_space(args.space, build_models=True)
     if args.cost and (args.scheduler or space.search.scheduler) == "pbt":
         raise GansearchError("--cost: a PBT search has no Optuna sampler to take a second objective; "
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         raise GansearchError(f"{args.space}: --scheduler pbt needs a top-level range or choice over a "
                              "key PBT may change in a running trial (optim.*, balance.*, dropout ...)")
 
-    from search.tune import SearchOptions, run_search
+    from search.raytune.tune import SearchOptions, run_search
 
     print(space.describe(), flush=True)
     outcome = run_search(space, SearchOptions(

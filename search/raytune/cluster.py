@@ -23,7 +23,7 @@ import ray
 from ray.tune import Callback
 
 from gan_core.errors import GansearchError
-from search import ray_address
+from search.raytune import address as ray_address
 
 
 def connect(target: ray_address.Target, **kwargs: Any) -> None:

@@ -34,7 +34,7 @@ from ray.tune.experimental.output import AirVerbosity, TuneTerminalReporter
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from search.experiment import RUN_SUBDIR, finite, trial_params
-from search.tune_recovery import ProgressCsvLog, ResultJsonLog
+from search.raytune.recovery import ProgressCsvLog, ResultJsonLog
 
 if TYPE_CHECKING:
     from ray.tune.stopper import Stopper

@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gan_core.errors import GansearchError
-from search.experiment import STATE_FILE, SUMMARY_FILE, read_state, trial_folders
+from search.experiment.records import STATE_FILE, SUMMARY_FILE, read_state, trial_folders
 from search.storage import Folder
 
 if TYPE_CHECKING:

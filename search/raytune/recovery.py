@@ -37,7 +37,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from gan_core.errors import GansearchError
 from gan_core.io import atomic_write_text
 from search.experiment import CHECKPOINT_PREFIX, parse_results
-from search.ray_address import session_file
+from search.raytune.address import session_file
 from search.storage import is_uri
 
 IMAGES = "images_seen"  # what orders a trial's reports (gan_trial reports it; ASHA's time attribute)

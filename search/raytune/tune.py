@@ -38,8 +38,6 @@ from ray import tune
 
 from gan_core.config import dump_config, from_dict, to_dict
 from gan_core.errors import GansearchError
-from search import grow, ray_address, tune_cluster
-from search.driver import absolute_data_paths, absolute_env, driver_classifier, write_bytes
 from search.experiment import (
     BASE_FILE,
     BEST_CONFIG_FILE,
@@ -61,13 +59,17 @@ from search.experiment import (
     trial_params,
     write_summary,
 )
+from search.experiment import create as grow
 from search.pareto import ThroughputMeter, cost_metric, generator_params
+from search.raytune import address as ray_address
+from search.raytune import cluster as tune_cluster
+from search.raytune.driver import absolute_data_paths, absolute_env, driver_classifier, write_bytes
+from search.raytune.progress import quiet_worker_logs, sampled_keys, setup_output, tune_callbacks
+from search.raytune.recovery import recover_torn_state, refill_missing_checkpoints
+from search.raytune.searcher import BudgetOptunaSearch, _trial_name_of
 from search.space import PBT_MUTABLE_PREFIXES, ChoiceParam, FloatParam, IntParam, Space, random_draws
 from search.storage import Folder, is_uri, normalise
 from search.study_db import RedactedRDBStorage, redact, resolve_stored, study_url
-from search.tune_progress import quiet_worker_logs, sampled_keys, setup_output, tune_callbacks
-from search.tune_recovery import recover_torn_state, refill_missing_checkpoints
-from search.tune_searcher import BudgetOptunaSearch, _trial_name_of
 
 __all__ = ["BEST_CONFIG_FILE", "SUMMARY_FILE", "SearchOptions", "SearchOutcome", "TrialDiverged",
            "resume_search", "run_search", "select_device"]
