@@ -55,7 +55,8 @@ def main() -> int:
     import ray
     from ray.tune import Callback
 
-    from search.raytune.tune import SearchOptions, run_search
+    from search.experiment import SearchOptions
+    from search.raytune.tune import run_search
     from search.space import parse_space
 
     class Clock(Callback):
