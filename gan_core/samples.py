@@ -22,7 +22,7 @@ import torch
 
 from gan_core.config import DataConfig
 from gan_core.errors import GansearchError
-from gan_core.io import _atomic_write_bytes
+from gan_core.io import atomic_write_bytes
 
 RUN_N = 10_000  # samples drawn from a run's generator unless ``n`` is given
 
@@ -40,7 +40,7 @@ def save_npz(path: str | Path, images: torch.Tensor, labels: torch.Tensor | None
         np.savez_compressed(buf, images=to_hwc(images))
     else:
         np.savez_compressed(buf, images=to_hwc(images), labels=labels.cpu().numpy().astype(np.int64))
-    _atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def _value_range(x: np.ndarray) -> str:
@@ -134,7 +134,7 @@ def score_source(source: str | Path, *, dataset: str | None = None, n: int | Non
                                  f"(mnist, fashion, color-mnist or csv:PATH)")
         data = _dataset_config(dataset, data_dir)
         if data.name == "color-mnist" and source.is_file():
-            data.image_size = _npz_side(source, data.image_size)
+            data.resolution = _npz_side(source, data.resolution or 64)
         # Check the file against the dataset before loading (or training) the classifier.
         train = load_dataset(data, "train")
         if train.num_classes < 2:
