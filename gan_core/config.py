@@ -167,7 +167,12 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key.path=value")
         key, text = item.split("=", 1)
-        set_path(data, key.strip(), _parse_value(text.strip(), _field_type(key.strip())))
+        key, text = key.strip(), text.strip()
+        if any(_free_mapping(".".join(key.split(".")[:i])) for i in range(1, key.count(".") + 1)):
+            value = yaml.safe_load(text) if text else None  # model.options.KEY: plain YAML ("none" stays a word)
+        else:
+            value = _parse_value(text, _field_type(key))
+        set_path(data, key, value)
     return from_dict(data)
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from gan_core import losses as losses_mod
-from gan_core import models
+from gan_core import models, user_arch
 from gan_core.augment import DiffAugment
 from gan_core.balance import BalanceController
 from gan_core.checkpoint import CHECKPOINT, save_checkpoint
@@ -56,6 +56,9 @@ class Trainer:
         self.data: Dataset = load_dataset(cfg.data, "train")
         self.num_classes = self.data.num_classes
         self.G, self.D = models.build(cfg.model, self.data.shape, self.num_classes)
+        # An import-path architecture: its path and source digest go into every checkpoint.
+        self.arch_source = ({"path": cfg.model.arch, "digest": user_arch.source_digest(cfg.model.arch)}
+                            if ":" in cfg.model.arch else None)
         self.G.to(device)
         self.D.to(device)
         self.g_params, self.d_params = list(self.G.parameters()), list(self.D.parameters())
@@ -119,6 +122,7 @@ class Trainer:
             "balance": self.balance.state_dict(), "acc": {**self.acc, **self.acc_sums()}, "last_eval": self.last_eval,
             "G_ema": self.ema.state_dict() if self.ema is not None else None,
             "d_updates_total": self.d_updates,
+            "arch_source": self.arch_source,
             "rng": {"torch": torch.get_rng_state(), "data": self.data_gen.get_state(),
                     "noise": self.noise_gen.get_state(), "augment": self.aug_gen.get_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
