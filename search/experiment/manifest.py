@@ -161,7 +161,8 @@ class Manifest:
         return cls(**parsed, missing=missing)
 
 
-# Keys run_search writes even when None (their absence means something else: not recorded).
+# Keys `gansearch search` writes even when null (a PBT search has no study); other null keys
+# are left out, as an older search left them out.
 _WRITTEN_AS_NULL = frozenset({"optuna_storage"})
 
 
