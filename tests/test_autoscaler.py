@@ -167,7 +167,7 @@ def test_autoscaler_adds_gpu_workers_for_the_search_and_releases_them(cluster, t
 
 
 def test_boundary_messages_name_cause_and_fix():
-    from search import ray_address as ra
+    from search.raytune import address as ra
 
     target = ra.Target("10.0.0.5:6379", "10.0.0.5:6379", "--address")
     assert "RAY_AUTH_MODE is not token here; export RAY_AUTH_MODE=token and copy the cluster's token" in \
@@ -187,7 +187,7 @@ def test_boundary_messages_name_cause_and_fix():
 CONNECT = """
 import sys
 from gan_core.errors import GansearchError
-from search import ray_address, tune_cluster
+from search.raytune import address as ray_address, cluster as tune_cluster
 target = ray_address.resolve(sys.argv[1])
 try:
     ray_address.join(target, 20.0, lambda: tune_cluster.connect(target, log_to_driver=False))

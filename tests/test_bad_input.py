@@ -54,7 +54,7 @@ def _experiment(root: Path) -> Path:
     trial = exp / "trial_a"
     trial.mkdir(parents=True)
     (exp / "gansearch.json").write_text(json.dumps({"name": "exp", "metric": "score", "mode": "min",
-                                                    "scheduler": "asha", "options": {"max_failures": 0}}))
+                                                    "scheduler": "asha", "options": {"name": "exp", "max_failures": 0}}))
     (exp / "space.yaml").write_text(SPACE)
     (trial / "params.json").write_text(json.dumps({"optim.d.lr": 1e-3, "train.seed": 1}))
     report = {"score": 5.0, "images_seen": 512, "training_iteration": 1, "trial_id": "a",

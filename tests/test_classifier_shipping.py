@@ -84,7 +84,7 @@ def test_review_refuses_to_rank_trials_scored_by_different_classifiers(tmp_path)
 
 def test_absolute_data_paths():
     from gan_core.config import DataConfig
-    from search.driver import absolute_data_paths
+    from search.raytune.driver import absolute_data_paths
 
     data = DataConfig(name="csv:sets/train.csv", data_dir="../data", background="~/bg.png")
     absolute_data_paths(data, "/home/u/work")

@@ -144,7 +144,7 @@ def _trials(exp: Path) -> dict[str, list[dict]]:
 def _saved_checkpoints(exp: Path) -> dict[str, str]:
     """trial folder name -> the checkpoint Ray's saved experiment state resumes it from, read
     through Ray's public API (Tuner.restore(...).get_results()) in a process of its own."""
-    code = ("import json, sys\nfrom ray import tune\nfrom search.tune import gan_trial\n"
+    code = ("import json, sys\nfrom ray import tune\nfrom search.raytune.trainable import gan_trial\n"
             "grid = tune.Tuner.restore(sys.argv[1], gan_trial).get_results()\n"
             "print(json.dumps({r.path.rsplit('/', 1)[-1]: r.checkpoint and r.checkpoint.path for r in grid}))")
     out = subprocess.run([sys.executable, "-c", code, str(exp)], env=_env(), capture_output=True, text=True,

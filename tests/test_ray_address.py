@@ -18,7 +18,7 @@ import pytest
 from tiny_space import tiny_space
 
 from gan_core.errors import GansearchError
-from search import ray_address as ra
+from search.raytune import address as ra
 
 REPO = Path(__file__).resolve().parents[1]
 RAY_BIN = Path(sys.executable).with_name("ray")

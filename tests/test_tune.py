@@ -68,7 +68,7 @@ def worker_env() -> dict[str, str]:
 
 
 def test_select_device_falls_back_with_one_warning():
-    from search.tune import select_device
+    from search.raytune.trainable import select_device
 
     assert select_device([], False) == ("cpu", None)
     assert select_device([], True) == ("cpu", None)  # a CPU trial never grabs a GPU
@@ -78,15 +78,15 @@ def test_select_device_falls_back_with_one_warning():
 
 
 def test_pbt_population_starts_with_the_base_point(tmp_path):
+    from search.raytune.tuner import pbt_population
     from search.space import trial_seed
-    from search.tune import _pbt_population
 
     space = tiny_space(tmp_path)
-    pop = _pbt_population(space, 5, seed=2)
+    pop = pbt_population(space, 5, seed=2)
     assert len(pop) == 5
     assert pop[0]["optim.d.lr"] == space.base_config.optim.d.lr
     assert [m["train.seed"] for m in pop] == [trial_seed(2, n) for n in range(5)]
-    assert pop == _pbt_population(space, 5, seed=2)  # repeatable
+    assert pop == pbt_population(space, 5, seed=2)  # repeatable
     for member in pop:
         space.config_for(member)
 
@@ -99,7 +99,8 @@ def test_pbt_restore_rewrites_only_resumable_hyperparameters(tmp_path):
     from gan_core.checkpoint import load_checkpoint
     from gan_core.errors import GansearchError
     from gan_core.loop import train
-    from search.tune import TrialContext, _restore, trial_params
+    from search.experiment import trial_params
+    from search.raytune.trainable import TrialContext, restore_checkpoint
 
     space = tiny_space(tmp_path, images=512, every=256)
     params = {**space.base_point(), "train.seed": 1}
@@ -116,7 +117,7 @@ def test_pbt_restore_rewrites_only_resumable_hyperparameters(tmp_path):
 
     pbt_dir = tmp_path / "pbt"
     pbt_dir.mkdir()
-    _restore(Checkpoint.from_directory(donor), pbt_dir, TrialContext(space, "pbt"), perturbed)
+    restore_checkpoint(Checkpoint.from_directory(donor), pbt_dir, TrialContext(space, "pbt"), perturbed)
     assert load_checkpoint(pbt_dir)["config"]["optim"]["d"]["lr"] == 3e-3
     longer = config(**{"optim.d.lr": 3e-3})
     longer.train.images = 768
@@ -127,7 +128,7 @@ def test_pbt_restore_rewrites_only_resumable_hyperparameters(tmp_path):
 
     asha_dir = tmp_path / "asha"
     asha_dir.mkdir()
-    _restore(Checkpoint.from_directory(donor), asha_dir, TrialContext(space, "asha"), perturbed)
+    restore_checkpoint(Checkpoint.from_directory(donor), asha_dir, TrialContext(space, "asha"), perturbed)
     with pytest.raises(GansearchError, match="optim.d.lr"):
         train(perturbed, asha_dir, device="cpu", progress=False)
 
@@ -181,8 +182,9 @@ class TestLocal:
         from gan_core.checkpoint import load_run
         from gan_core.config import load_config, to_dict
         from gan_core.errors import GansearchError
+        from search.experiment import BEST_CONFIG_FILE, SUMMARY_FILE, SearchOptions
+        from search.raytune.tune import run_search
         from search.space import trial_seed
-        from search.tune import BEST_CONFIG_FILE, SUMMARY_FILE, SearchOptions, run_search
 
         # The base preset runs first, then the point with a 1e30 generator lr (NaN at once).
         space = tiny_space(tmp_path, extra="points:\n  - {optim.g.lr: 1.0e+30}\n", g_lrs="[0.0002, 0.002, 1.0e+30]")
@@ -253,7 +255,8 @@ class TestLocal:
             run_search(space, SearchOptions(name="e2e", storage=str(tmp_path / "runs"), trials=1, verbose=0))
 
     def test_fractional_logical_gpus_run_four_trials_at_once(self, tmp_path):
-        from search.tune import SearchOptions, run_search
+        from search.experiment import SearchOptions
+        from search.raytune.tune import run_search
 
         space = tiny_space(tmp_path, images=16384, every=4096, name="gpu")
         # A file:// URI takes the code paths of s3:// and gs:// storage (pyarrow, study copied).
@@ -281,7 +284,8 @@ class TestLocal:
     def test_interrupted_search_resumes_without_repeating_or_losing_trials(self, tmp_path):
         import optuna
 
-        from search.tune import SearchOptions, resume_search, run_search
+        from search.experiment import SearchOptions
+        from search.raytune.tune import resume_search, run_search
 
         marker = tmp_path / "interrupted-once"
         space = tiny_space(tmp_path, images=4096, every=1024, extra="search: {scheduler: fifo}\n", name="resume")
@@ -315,7 +319,8 @@ class TestLocal:
         import optuna
 
         from gan_core.checkpoint import load_run
-        from search.tune import SUMMARY_FILE, SearchOptions, resume_search, run_search
+        from search.experiment import SUMMARY_FILE, SearchOptions
+        from search.raytune.tune import resume_search, run_search
 
         marker = tmp_path / "interrupted-once"
         space = tiny_space(tmp_path, images=4096, every=512, name="worse",

@@ -1,4 +1,4 @@
-"""search/tune_recovery.py on real Ray Tune objects (Result, Checkpoint) over real folders: the
+"""search/raytune/recovery.py on real Ray Tune objects (Result, Checkpoint) over real folders: the
 checkpoint a killed driver's saved state names but Ray had deleted, the loggers' repeated
 reports, and a state file a kill cut short. The whole path (a search killed with its Ray, then
 resumed) runs in tests/test_faults.py."""
@@ -14,7 +14,23 @@ import pytest
 from ray.tune import Checkpoint, Result
 
 from gan_core.errors import GansearchError
-from search.tune_recovery import ProgressCsvLog, ResultJsonLog, recover_torn_state, refill_missing_checkpoints
+from search.raytune.recovery import (
+    ProgressCsvLog,
+    ResultJsonLog,
+    recover_torn_state,
+    refill_missing_checkpoints,
+)
+
+
+def test_the_layout_names_tunes_result_files():
+    """search/experiment/layout.py names the files Tune's loggers write (a private Ray module
+    holds Ray's names: listed in search/raytune/__init__.py)."""
+    from ray.air.constants import EXPR_ERROR_FILE, EXPR_PARAM_FILE, EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
+
+    from search.experiment import ERROR_FILE, PARAMS_FILE, PROGRESS_FILE, RESULT_FILE
+
+    assert (RESULT_FILE, PROGRESS_FILE, PARAMS_FILE, ERROR_FILE) == \
+           (EXPR_RESULT_FILE, EXPR_PROGRESS_FILE, EXPR_PARAM_FILE, EXPR_ERROR_FILE)
 
 
 def _trial(root: Path, name: str, kept: list[int]) -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from search.commands._common import format_outcome, formatter
-from search.ray_address import DEFAULT_CONNECT_TIMEOUT
+from search.experiment.manifest import DEFAULT_CONNECT_TIMEOUT
 
 EXAMPLE = """example:
   gansearch resume runs/quick
@@ -43,15 +43,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gan_core.errors import GansearchError
-    from search.experiment import read_space, read_state
+    from search.experiment import read_manifest, read_space
+    from search.raytune import check_ray_version
     from search.storage import Folder, normalise
 
     if args.trials is not None and args.trials < 1:
         raise GansearchError(f"--trials: must be >= 1 (trials to add), got {args.trials}")
     folder = Folder(normalise(args.experiment))
-    read_state(folder)  # a broken experiment is one line before Ray is imported (seconds)
+    read_manifest(folder)  # a broken experiment is one line before Ray is imported (seconds)
     read_space(folder)
-    from search.tune import resume_search
+    check_ray_version()  # before Ray starts (and before the adapter imports it)
+    from search.raytune.tune import resume_search
 
     outcome = resume_search(args.experiment, address=args.address, retry_failed=args.retry_failed,
                             connect_timeout=args.connect_timeout, more=args.trials or 0)

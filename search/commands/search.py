@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from search.commands._common import check_seed, format_outcome, formatter, out_dir
-from search.ray_address import DEFAULT_CONNECT_TIMEOUT
+from search.experiment.manifest import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PENDING_TIMEOUT
 
 EXAMPLE = """example:
   gansearch search --space spaces/quick.yaml --name quick
@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "None: a private Ray on this machine (inside a Ray job: the job's cluster)")
     p.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT, metavar="S",
                    help="seconds to wait for the cluster to answer before giving up in one line")
-    p.add_argument("--pending-timeout", type=float, default=600.0, metavar="S",
+    p.add_argument("--pending-timeout", type=float, default=DEFAULT_PENDING_TIMEOUT, metavar="S",
                    help="on a cluster: end the search in one line once trials have waited S seconds for "
                         "resources with none running (no node, and none the autoscaler adds, can hold one)")
     p.add_argument("--cpus-per-trial", type=float, metavar="C",
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from search.study_db import from_command
 
     optuna_url, _ = from_command(args.optuna_storage)  # a password only through the environment
-    # Everything about the space is checked before Ray (or the search.tune import) starts.
+    # Everything about the space is checked before Ray (or the search.raytune.tune import) starts.
     space = load_space(args.space, build_models=True)
     if args.cost and (args.scheduler or space.search.scheduler) == "pbt":
         raise GansearchError("--cost: a PBT search has no Optuna sampler to take a second objective; "
@@ -108,7 +108,11 @@ def run(args: argparse.Namespace) -> int:
         raise GansearchError(f"{args.space}: --scheduler pbt needs a top-level range or choice over a "
                              "key PBT may change in a running trial (optim.*, balance.*, dropout ...)")
 
-    from search.tune import SearchOptions, run_search
+    from search.experiment import SearchOptions
+    from search.raytune import check_ray_version
+
+    check_ray_version()  # before Ray starts (and before the adapter imports it)
+    from search.raytune.tune import run_search
 
     print(space.describe(), flush=True)
     outcome = run_search(space, SearchOptions(

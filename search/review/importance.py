@@ -10,7 +10,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.experiment import OPTUNA_FILE, TrialStatus, finite
+from search.experiment import OPTUNA_FILE, TrialStatus
+from search.objective import finite
 from search.review.reading import ReviewedExperiment, param_value
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def importance(exp: ReviewedExperiment) -> tuple[list[tuple[str, float]], str]:
             study = None
             why = f"the Optuna study could not be opened ({type(exc).__name__}: {str(exc).splitlines()[0]})"
         else:
-            why = ("no Optuna study (PBT searches have none)" if exp.state.get("scheduler") == "pbt"
+            why = ("no Optuna study (PBT searches have none)" if exp.manifest.is_pbt
                    else f"no Optuna study in {exp.path}/{OPTUNA_FILE}")
         if study is not None:
             states = optuna.trial.TrialState

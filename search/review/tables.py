@@ -49,9 +49,9 @@ def status_text(t: TrialRecord) -> str:
 
 def format_leaderboard(exp: ReviewedExperiment, top: int = 10) -> str:
     counts = ", ".join(f"{exp.count(s)} {s.label}" for s in TrialStatus if exp.count(s))
-    sched = exp.state.get("scheduler", "?")
+    sched = exp.manifest.scheduler or "?"
     lines = [f"experiment {exp.path} ({len(exp.trials)} trials: {counts or 'none'}; scheduler {sched}; "
-             f"objective {exp.metric}, {'lower' if exp.mode == 'min' else 'higher'} is better"
+             f"objective {exp.metric}, {exp.objective.better}"
              + (f"; {exp.budget_images} images per trial)" if exp.budget_images else ")")]
     lines.append(f"{exp.metric}: each trial's best evaluation, reached after `at` images, and the parts of "
                  f"the score there; last: its last evaluation, after `images`")
@@ -159,7 +159,7 @@ def write_json(exp: ReviewedExperiment, out: str | Path) -> Path:
     from gan_core.io import atomic_write_text
 
     columns, records = leaderboard_records(exp)
-    doc = {"experiment": str(exp.path), "metric": exp.metric, "mode": exp.mode,
+    doc = {"experiment": str(exp.path), "metric": exp.metric, "mode": exp.objective.mode,
            "budget_images": exp.budget_images, "columns": columns, "trials": records}
     atomic_write_text(Path(out), json.dumps(doc, indent=2, default=str) + "\n")
     return Path(out)

@@ -1,6 +1,6 @@
 """What a search prints: one line per trial event, a periodic summary, and none of Ray's noise.
 
-Imported only by search/tune.py (it imports Ray). ``--quiet`` leaves the toolkit's own lines and
+Imported by the Tuner (tuner.py) and the trainable. ``--quiet`` leaves the toolkit's own lines and
 real warnings: Tune's tables, its experiment banner and every INFO line of Ray and Optuna go, and
 :class:`StatusLines` prints instead::
 
@@ -33,8 +33,9 @@ from ray.tune import Callback
 from ray.tune.experimental.output import AirVerbosity, TuneTerminalReporter
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-from search.experiment import RUN_SUBDIR, finite, trial_params
-from search.tune_recovery import ProgressCsvLog, ResultJsonLog
+from search.experiment import RUN_SUBDIR, TrialStatus, trial_params
+from search.objective import Direction, Objective, finite
+from search.raytune.recovery import ProgressCsvLog, ResultJsonLog
 
 if TYPE_CHECKING:
     from ray.tune.stopper import Stopper
@@ -96,7 +97,7 @@ def quiet_worker_logs() -> None:
     _install(logging.getLogger("ray"), False)
 
 
-class _SilentReporter(TuneTerminalReporter):
+class SilentReporter(TuneTerminalReporter):
     """Tune's reporter with nothing to say: the first one in the callbacks is the one Tune shows
     its experiment banner and heartbeat tables with; the default one it adds is silent at
     verbose=0 except for that banner."""
@@ -145,35 +146,45 @@ def _clock(seconds: float) -> str:
 class StatusLines(Callback):
     """One line per trial event and a summary every ``every_s`` seconds (and at the end)."""
 
-    def __init__(self, *, trials: int, budget_images: int, metric: str, mode: str, shown: tuple[str, ...] = (),
+    def __init__(self, *, trials: int, budget_images: int, objective: Objective, shown: tuple[str, ...] = (),
                  every_s: float = 30.0) -> None:
-        self.trials, self.budget, self.metric, self.mode = trials, budget_images, metric, mode
+        self.trials, self.budget, self.objective = trials, budget_images, objective
         self.shown = shown  # the sampled keys a start line names (all when empty)
         self.every_s = every_s
         self.started = time.time()
         self.last_summary = self.started
         self.images: dict[str, int] = {}
         self.scores: dict[str, float] = {}  # trial id -> its best score
-        self.ended: dict[str, str] = {}  # trial id -> completed | stopped | failed
+        self.ended: dict[str, TrialStatus] = {}  # trial id -> completed | stopped | failed
         self.running: set[str] = set()
         self.n_started = 0
 
-    # ------------------------------------------------------------------ state
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Tuner.restore brings back the callbacks it pickled; one pickled before the objective
+        was one object kept ``metric`` and ``mode``, and plain strings for statuses."""
+        if "objective" not in state:
+            state["objective"] = Objective(state.pop("metric"), Direction(state.pop("mode")))
+        state["ended"] = {tid: TrialStatus(s) for tid, s in state.get("ended", {}).items()}
+        self.__dict__.update(state)
 
-    def _better(self, a: float, b: float) -> bool:
-        return a < b if self.mode == "min" else a > b
+    @property
+    def metric(self) -> str:
+        return self.objective.metric
+
+    # ------------------------------------------------------------------ state
 
     def best(self) -> tuple[str, float] | None:
         if not self.scores:
             return None
-        tid = min(self.scores, key=lambda t: self.scores[t] if self.mode == "min" else -self.scores[t])
+        tid = min(self.scores, key=lambda t: self.objective.key(self.scores[t]))
         return tid, self.scores[tid]
 
     def _say(self, text: str) -> None:
         print(f"[{_clock(time.time() - self.started)}] {text}", flush=True)
 
     def summary(self) -> str:
-        counts = {s: sum(v == s for v in self.ended.values()) for s in ("completed", "stopped", "failed")}
+        counts = {s: sum(v is s for v in self.ended.values())
+                  for s in (TrialStatus.COMPLETED, TrialStatus.STOPPED, TrialStatus.FAILED)}
         done = len(self.ended)
         best = self.best()
         best_s = f"best {self.metric} {best[1]:.4g} (trial {best[0]})" if best else f"no {self.metric} yet"
@@ -184,8 +195,9 @@ class StatusLines(Callback):
         eta = f"about {_clock(left)} left" if math.isfinite(left) and done < self.trials else "ETA unknown"
         if done >= self.trials:
             eta = "finished"
-        return (f"{done}/{self.trials} done ({counts['completed']} completed, {counts['stopped']} stopped early, "
-                f"{counts['failed']} failed), {len(self.running)} running; {best_s}; elapsed {_clock(elapsed)}, {eta}")
+        return (f"{done}/{self.trials} done ({counts[TrialStatus.COMPLETED]} completed, "
+                f"{counts[TrialStatus.STOPPED]} {TrialStatus.STOPPED.label}, {counts[TrialStatus.FAILED]} failed), "
+                f"{len(self.running)} running; {best_s}; elapsed {_clock(elapsed)}, {eta}")
 
     # ------------------------------------------------------------------ Tune's hooks
 
@@ -206,17 +218,17 @@ class StatusLines(Callback):
         tid = trial.trial_id
         self.images[tid] = int(result.get("images_seen", 0) or 0)
         value = result.get(self.metric)
-        if finite(value) and (tid not in self.scores or self._better(float(value), self.scores[tid])):
+        if finite(value) and self.objective.is_better(value, self.scores.get(tid)):
             self.scores[tid] = float(value)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         tid = trial.trial_id
         self.running.discard(tid)
         images = self.images.get(tid, 0)
-        status = "completed" if images >= self.budget else "stopped"
+        status = TrialStatus.COMPLETED if images >= self.budget else TrialStatus.STOPPED
         self.ended[tid] = status
         score = self.scores.get(tid)
-        what = "completed" if status == "completed" else "stopped early (scheduler)"
+        what = status.label + ("" if status is TrialStatus.COMPLETED else " (scheduler)")
         score_s = f"{self.metric} {score:.4g}" if score is not None else f"no finite {self.metric}"
         best = self.best()
         tail = f" (best {best[1]:.4g}, trial {best[0]})" if best else ""
@@ -225,7 +237,7 @@ class StatusLines(Callback):
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         tid = trial.trial_id
         self.running.discard(tid)
-        self.ended[tid] = "failed"
+        self.ended[tid] = TrialStatus.FAILED  # diverged ones too: Ray tells errors apart by trace only
         why = _last_error_line(trial.error_file)
         self._say(f"trial {tid} failed after {self.images.get(tid, 0)} images: {why}")
 
@@ -248,7 +260,7 @@ def _last_error_line(path: str | None) -> str:
     return lines[-1][:300] if lines else "see its error.txt"
 
 
-class _TrialFolders(Callback):
+class TrialFolders(Callback):
     """Keeps each trial's newest sample grid where the searcher attaches it from.
 
     A trial writes its run on its node (its ``run_dir``, in every report), which Tune syncs to the
@@ -279,19 +291,19 @@ class _TrialFolders(Callback):
             self.held = None
 
 
-def tune_callbacks(user: list[Any], *, quiet: bool, trials: int, budget_images: int, metric: str,
-                   mode: str, shown: tuple[str, ...] = (), trial_dirs: dict[str, str] | None = None,
+def tune_callbacks(user: list[Any], *, quiet: bool, trials: int, budget_images: int, objective: Objective,
+                   shown: tuple[str, ...] = (), trial_dirs: dict[str, str] | None = None,
                    pbt: bool = False) -> list[Any]:
     """The Tuner's callbacks: Tune's JSON (result.json, which every reader reads) and CSV loggers,
     the status lines (and a silent reporter) when quiet, the trial folders for ``trial_dirs``,
     then the caller's. The loggers drop the rows a resumed trial's repeated reports replace
-    (search/tune_recovery.py), except under PBT, where a trial going on from another's older
+    (recovery.py), except under PBT, where a trial going on from another's older
     checkpoint keeps its own history."""
     out: list[Any] = [JsonLoggerCallback(), CSVLoggerCallback()] if pbt else [ResultJsonLog(), ProgressCsvLog()]
     if trial_dirs is not None:
-        out.append(_TrialFolders(trial_dirs))
+        out.append(TrialFolders(trial_dirs))
     if quiet:
-        out += [_SilentReporter(out), StatusLines(trials=trials, budget_images=budget_images, metric=metric, mode=mode,
-                                               shown=shown)]
-    out += user  # one list: Tune appends its default reporter to it, which _SilentReporter then sets up
+        out += [SilentReporter(out), StatusLines(trials=trials, budget_images=budget_images, objective=objective,
+                                              shown=shown)]
+    out += user  # one list: Tune appends its default reporter to it, which SilentReporter then sets up
     return out

@@ -1,6 +1,6 @@
 """The cluster boundary of a search: joining with the right token, and trials no node can take.
 
-Imported only by search/tune.py (it imports Ray); the messages live in search/ray_address.py.
+Used by the entry points (tune.py) and the Tuner; the messages live in address.py.
 Two ways a search used to hang or end in a traceback at this boundary:
 
 - Ray 2.60's ``ray start --head`` turns token authentication on. A driver without the cluster's
@@ -23,17 +23,17 @@ import ray
 from ray.tune import Callback
 
 from gan_core.errors import GansearchError
-from search import ray_address
+from search.raytune import address
 
 
-def connect(target: ray_address.Target, **kwargs: Any) -> None:
+def connect(target: address.Target, **kwargs: Any) -> None:
     """``ray.init`` for ``target``, after checking that the cluster takes this process's token."""
     if not target.local and "://" not in target.address:
         check_token(target)
     ray.init(address=target.init_address, **kwargs)
 
 
-def check_token(target: ray_address.Target) -> None:
+def check_token(target: address.Target) -> None:
     """One request to the cluster's GCS with the token ``ray.init`` would send; a GansearchError
     naming the fix if the cluster refuses it. Anything else is left for ``ray.init`` to report."""
     from ray._private.authentication.authentication_token_setup import (
@@ -52,11 +52,11 @@ def check_token(target: ray_address.Target) -> None:
     token_mode = get_authentication_mode() == AuthenticationMode.TOKEN
     has_token = AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True)
     if token_mode and not has_token:
-        raise GansearchError(ray_address.token_failure(target, token_mode=True, has_token=False))
+        raise GansearchError(address.token_failure(target, token_mode=True, has_token=False))
     try:
         GcsClient(address=target.address)
     except AuthenticationError:
-        raise GansearchError(ray_address.token_failure(target, token_mode=token_mode, has_token=has_token)) from None
+        raise GansearchError(address.token_failure(target, token_mode=token_mode, has_token=has_token)) from None
     except Exception:  # noqa: S110 - not about the token: ray.init says what it is
         pass
 
@@ -73,8 +73,8 @@ def _request(cpus: float, gpus: float) -> dict[str, float]:
 def check_resources(cpus: float, gpus: float, *, private: bool) -> None:
     """On a private Ray (nothing can be added), end at once if no node can hold one trial."""
     request, nodes = _request(cpus, gpus), _nodes()
-    if private and not any(ray_address.fits(request, n) for n in nodes):
-        raise GansearchError(ray_address.unplaceable(request, nodes, "this machine's private Ray", None))
+    if private and not any(address.fits(request, n) for n in nodes):
+        raise GansearchError(address.unplaceable(request, nodes, "this machine's private Ray", None))
 
 
 class PendingWatch(Callback):
@@ -95,9 +95,9 @@ class PendingWatch(Callback):
         now = time.monotonic()
         if self.since is None:
             self.since = now
-            if not self.noted and not any(ray_address.fits(self.request, n) for n in _nodes()):
+            if not self.noted and not any(address.fits(self.request, n) for n in _nodes()):
                 self.noted = True
                 print(f"gansearch: no node of {self.where} can hold a trial yet; waiting up to "
                       f"{self.timeout:g} s for the autoscaler to add one (--pending-timeout)", flush=True)
         elif now - self.since > self.timeout:
-            raise GansearchError(ray_address.unplaceable(self.request, _nodes(), self.where, self.timeout))
+            raise GansearchError(address.unplaceable(self.request, _nodes(), self.where, self.timeout))

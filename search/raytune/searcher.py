@@ -1,6 +1,6 @@
 """The searcher of a search: Ray's OptunaSearch, telling the Optuna study each trial's best point
 and the budget it reached, and attaching each trial's newest sample grid to it (optuna-dashboard).
-Used by search/tune.py's Tuner; the study lives where search/study_db.py says.
+Used by tuner.py's Tuner; the study lives where search/study_db.py says.
 """
 
 from __future__ import annotations
@@ -10,12 +10,9 @@ from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
-from search.experiment import RUN_SUBDIR, finite
-from search.study_db import ARTIFACTS, attach_samples, keep_newest_grid
-
-
-def _trial_name_of(trial_id: str) -> str:
-    return f"trial_{trial_id}"
+from search.experiment import ARTIFACTS_DIR, RUN_SUBDIR, trial_folder_name
+from search.objective import Direction, Objective, finite
+from search.study_db import attach_samples, keep_newest_grid
 
 
 class BudgetOptunaSearch(OptunaSearch):
@@ -36,22 +33,24 @@ class BudgetOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self.budget_images = budget_images
         self.experiment = experiment  # a local experiment folder: sample grids become artifacts
-        self.trial_dirs: dict[str, str] = {}  # trial id -> its folder on this node (tune_progress fills it)
+        self.trial_dirs: dict[str, str] = {}  # trial id -> its folder on this node (progress.py fills it)
         self._points: dict[str, dict[str, Any]] = {}  # trial id -> best/last values and images
 
     @property
-    def quality(self) -> str:
-        """The score's metric (the first of a multi-objective search's, the cost comes second)."""
-        return self.metric[0] if isinstance(self.metric, list) else self.metric
+    def quality(self) -> Objective:
+        """The score's objective (the first of a multi-objective search's; the cost comes second),
+        from OptunaSearch's own ``metric`` and ``mode`` (so a searcher pickled by an older
+        version, which Tuner.restore brings back, has it too)."""
+        metric = self.metric[0] if isinstance(self.metric, list) else self.metric
+        mode = self.mode[0] if isinstance(self.mode, list) else self.mode
+        return Objective(metric, Direction(mode))
 
     def _note(self, trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
         p = self._points.setdefault(trial_id, {"best": None, "best_images": None, "last": None, "images": 0,
                                                "step": 0})
-        value, images = result.get(self.quality), int(result.get("images_seen", 0) or 0)
+        value, images = result.get(self.quality.metric), int(result.get("images_seen", 0) or 0)
         p["images"], p["last"] = images, float(value) if finite(value) else None
-        mode = self.mode[0] if isinstance(self.mode, list) else self.mode
-        better = p["best"] is None or (value < p["best"] if mode == "min" else value > p["best"])
-        if finite(value) and better:
+        if finite(value) and self.quality.is_better(value, p["best"]):
             p["best"], p["best_images"] = float(value), images
         return p
 
@@ -65,12 +64,12 @@ class BudgetOptunaSearch(OptunaSearch):
             self._keep_grid(trial_id)
 
     def _keep_grid(self, trial_id: str) -> None:
-        folders = [self.trial_dirs.get(trial_id), Path(self.experiment) / _trial_name_of(trial_id)]
+        folders = [self.trial_dirs.get(trial_id), Path(self.experiment) / trial_folder_name(trial_id)]
         keep_newest_grid([Path(f) / RUN_SUBDIR / "samples" for f in folders if f], self._kept_grid(trial_id))
 
     def _kept_grid(self, trial_id: str) -> Path:
         """Where a trial's newest sample grid waits for its artifact (see keep_newest_grid)."""
-        return Path(self.experiment) / ARTIFACTS / "latest" / trial_id
+        return Path(self.experiment) / ARTIFACTS_DIR / "latest" / trial_id
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         ot_trial = self._ot_trials.get(trial_id)
@@ -88,10 +87,10 @@ class BudgetOptunaSearch(OptunaSearch):
             ot_trial.set_user_attr(key, value)
         if self.experiment:  # before it is told: a finished trial takes no more attributes
             self._keep_grid(trial_id)  # the last report may come with the completion only
-            attach_samples(ot_trial, self._kept_grid(trial_id), Path(self.experiment) / ARTIFACTS)
+            attach_samples(ot_trial, self._kept_grid(trial_id), Path(self.experiment) / ARTIFACTS_DIR)
         if error or not result:
             return super().on_trial_complete(trial_id, result, error)
         if p.get("images", 0) < self.budget_images:
             return super().on_trial_complete(trial_id, None, False)  # no value and no error: PRUNED
         best = p.get("best")
-        return super().on_trial_complete(trial_id, {**result, self.quality: best} if best is not None else result)
+        return super().on_trial_complete(trial_id, {**result, self.quality.metric: best} if best is not None else result)

@@ -3,21 +3,20 @@
 Ray runs each trial in its own working folder, maybe on another machine: a relative path the
 driver's checks accepted would fail in every trial, and a node scoring with its own reference
 classifier would give scores not comparable with other nodes'. The driver makes paths absolute
-and loads (or trains) the classifier once; search/tune.py ships it to every trial.
+and loads (or trains) the classifier once; the trainable gets it with every trial.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from search.space import Space
-    from search.storage import Folder
 
-PATH_ENV = ("GANSEARCH_DATA", "GANSEARCH_CACHE")
+# The toolkit's environment: made absolute here before Ray (and its trials) inherit it, and
+# forwarded to the trial workers of a cluster the driver joins.
+DRIVER_ENV = ("GANSEARCH_DATA", "GANSEARCH_CACHE")
 
 
 def _absolute(path: str, cwd: str) -> str:
@@ -36,7 +35,7 @@ def absolute_data_paths(data: Any, cwd: str) -> None:
 
 def absolute_env() -> None:
     """Make $GANSEARCH_DATA and $GANSEARCH_CACHE absolute before Ray (and its trials) inherit them."""
-    for key in PATH_ENV:
+    for key in DRIVER_ENV:
         if os.environ.get(key):
             os.environ[key] = _absolute(os.environ[key], os.getcwd())
 
@@ -47,11 +46,3 @@ def driver_classifier(space: Space) -> Any:
     from gan_core.metrics import get_classifier
 
     return get_classifier(space.base_config.data, device="cpu")
-
-
-def write_bytes(folder: Folder, rel: str, data: bytes) -> None:
-    """Write ``data`` into ``rel`` of a local or remote experiment folder."""
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / Path(rel).name
-        local.write_bytes(data)
-        folder.upload(local, rel)

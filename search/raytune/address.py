@@ -3,7 +3,7 @@
 ``ray.init()`` without an address joins whatever cluster ``ray start`` last registered on the
 machine (Ray keeps its address in a session file that outlives the cluster), and joining an
 address where nothing answers waits for many minutes while Ray prints warnings. So gansearch
-decides itself, and search/tune.py calls ``ray.init`` with the answer:
+decides itself, and tune.py calls ``ray.init`` with the answer:
 
 - no ``--address``: a private local Ray (``ray.init(address="local")``), unless the command runs
   inside a Ray job, where Ray sets ``RAY_ADDRESS`` and joining that cluster is right;

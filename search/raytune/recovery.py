@@ -31,13 +31,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ray.air.constants import EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from gan_core.errors import GansearchError
 from gan_core.io import atomic_write_text
-from search.experiment import CHECKPOINT_PREFIX, parse_results
-from search.ray_address import session_file
+from search.experiment import CHECKPOINT_PREFIX, PROGRESS_FILE, RESULT_FILE, parse_results
+from search.raytune.address import session_file
 from search.storage import is_uri
 
 IMAGES = "images_seen"  # what orders a trial's reports (gan_trial reports it; ASHA's time attribute)
@@ -207,7 +206,7 @@ class _DropsReplacedRows:
 class ResultJsonLog(_DropsReplacedRows, JsonLoggerCallback):
     """Tune's result.json logger, each report once (see :class:`_DropsReplacedRows`)."""
 
-    file_name = EXPR_RESULT_FILE
+    file_name = RESULT_FILE
 
     def _read(self, path: Path) -> tuple[list[str], list[dict]]:
         try:
@@ -229,7 +228,7 @@ class ResultJsonLog(_DropsReplacedRows, JsonLoggerCallback):
 class ProgressCsvLog(_DropsReplacedRows, CSVLoggerCallback):
     """Tune's progress.csv logger, each report once (see :class:`_DropsReplacedRows`)."""
 
-    file_name = EXPR_PROGRESS_FILE
+    file_name = PROGRESS_FILE
 
     def _read(self, path: Path) -> tuple[list[str], list[dict]]:
         try:
