@@ -56,11 +56,18 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _data_root() -> Path:
+    """$GANSEARCH_DATA when set, else the MNIST shipped in the package (all these tests need)."""
+    from gan_core.data import EMBEDDED_DATA_DIR
+
+    return Path(os.environ.get("GANSEARCH_DATA") or EMBEDDED_DATA_DIR).resolve()
+
+
 def _project(tmp_path: Path) -> Path:
     """A user's folder: the space file and two links to the data, all named relatively."""
-    shared = Path(os.environ["GANSEARCH_DATA"]).resolve()
-    (tmp_path / "data-here").symlink_to(shared)
-    (tmp_path / "mnist-here").symlink_to(shared)
+    root = _data_root()
+    (tmp_path / "data-here").symlink_to(root)
+    (tmp_path / "mnist-here").symlink_to(root)
     (tmp_path / "space.yaml").write_text(SPACE)
     return tmp_path
 
@@ -308,7 +315,7 @@ def test_three_processes_building_one_classifier_cache(tmp_path, started):
     """Three processes ask at the same moment for a classifier no cache holds: one trains it
     (the others wait on the file lock), all three get the same weights, one cache entry."""
     cache_dir, go = tmp_path / "cache", tmp_path / "go"
-    env = {**_env(), "GANSEARCH_CACHE": str(cache_dir), "GANSEARCH_DATA": os.environ["GANSEARCH_DATA"]}
+    env = {**_env(), "GANSEARCH_CACHE": str(cache_dir), "GANSEARCH_DATA": str(_data_root())}
     procs = [subprocess.Popen([sys.executable, "-c", BUILD, str(go)], cwd=REPO, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, start_new_session=True) for _ in range(3)]
     started.extend(procs)
