@@ -25,6 +25,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -39,6 +40,7 @@ from ray import tune
 from gan_core.config import dump_config, from_dict, to_dict
 from gan_core.errors import GansearchError
 from search import grow, ray_address, tune_cluster
+from search.device_policy import choose_device, probe_cuda
 from search.driver import absolute_data_paths, absolute_env, driver_classifier, write_bytes
 from search.experiment import (
     BASE_FILE,
@@ -70,7 +72,7 @@ from search.tune_recovery import recover_torn_state, refill_missing_checkpoints
 from search.tune_searcher import BudgetOptunaSearch, _trial_name_of
 
 __all__ = ["BEST_CONFIG_FILE", "SUMMARY_FILE", "SearchOptions", "SearchOutcome", "TrialDiverged",
-           "resume_search", "run_search", "select_device"]
+           "resume_search", "run_search"]
 
 # Environment a driver forwards to the trial workers of a cluster it connects to.
 FORWARDED_ENV = ("GANSEARCH_DATA", "GANSEARCH_CACHE")
@@ -96,6 +98,7 @@ class SearchOptions:
     max_failures: int = 2
     verbose: int = 1
     cost: str | None = None  # a second objective for Optuna: a search/pareto.py COSTS name
+    allow_cpu_fallback: bool = False  # a GPU trial whose torch cannot use CUDA trains on the CPU
 
 
 @dataclass
@@ -120,22 +123,10 @@ class TrialContext:
     scheduler: str
     classifier: bytes | None = None  # the driver's reference classifier (ReferenceClassifier.to_bytes)
     cwd: str = ""  # the driver's working folder: relative data paths a trial samples mean this one
+    allow_cpu_fallback: bool = False  # search/device_policy.py
 
 
 # ----------------------------------------------------------------------------- the trainable
-
-
-def select_device(gpu_ids: list[Any], cuda_available: bool) -> tuple[str, str | None]:
-    """The device for a trial Ray gave ``gpu_ids``, and a warning if it has to fall back.
-
-    Ray restricts CUDA_VISIBLE_DEVICES to the assigned GPUs, so "cuda" is the trial's own GPU
-    (or its share of it, for fractional --gpus-per-trial)."""
-    if not gpu_ids:
-        return "cpu", None
-    if cuda_available:
-        return "cuda", None
-    ids = ", ".join(str(g) for g in gpu_ids)
-    return "cpu", f"Ray assigned GPU {ids} but torch sees no CUDA device; training on the CPU"
 
 
 def _stage_checkpoint(run_dir: Path, stage: Path) -> Path:
@@ -192,7 +183,8 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     cpus = tctx.get_trial_resources().required_resources.get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))  # the trial's CPUs, never the whole machine
     gpu_ids = ray.get_gpu_ids()
-    device, note = select_device(gpu_ids, torch.cuda.is_available())
+    node = f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+    device, note = choose_device(gpu_ids, probe_cuda(node) if gpu_ids else None, ctx.allow_cpu_fallback)
     if note:
         warnings.warn(f"gansearch: trial {trial_id}: {note}", RuntimeWarning, stacklevel=1)
     node_id = ray.get_runtime_context().get_node_id()
@@ -354,7 +346,8 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
             scheduler = FIFOScheduler()
 
     trainable = tune.with_resources(
-        tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name, classifier, os.getcwd())),
+        tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name, classifier, os.getcwd(),
+                                                         opts.allow_cpu_fallback)),
         {"cpu": cpus, "gpu": opts.gpus_per_trial},
     )
     root, name = exp.rstrip("/").rsplit("/", 1)
@@ -474,11 +467,13 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
 
 
 def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = False,
-                  connect_timeout: float = ray_address.DEFAULT_CONNECT_TIMEOUT, more: int = 0) -> SearchOutcome:
+                  connect_timeout: float = ray_address.DEFAULT_CONNECT_TIMEOUT, more: int = 0,
+                  allow_cpu_fallback: bool = False) -> SearchOutcome:
     """Continue an interrupted search: unfinished trials resume from their latest checkpoints,
     finished ones are kept, new ones are drawn until the trial count is reached; failed trials
     stay failed unless ``retry_failed`` (then they resume from their latest checkpoint). Then
-    ``more`` trials are added, warm-started from the whole study (search/grow.py)."""
+    ``more`` trials are added, warm-started from the whole study (search/grow.py). A search
+    started with ``allow_cpu_fallback`` keeps it; passing it here allows it for this resume."""
     exp = normalise(exp)
     folder = Folder(exp)
     state = read_state(folder)
@@ -501,7 +496,8 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
     try:
         # The classifier the search started with (an older experiment without one: the driver's).
         blob = folder.read_bytes(CLASSIFIER_FILE) or driver_classifier(space).to_bytes()
-        ctx = TrialContext(space, state["scheduler"], blob, str(state.get("cwd") or os.getcwd()))
+        allow_cpu_fallback = allow_cpu_fallback or bool(state["options"].get("allow_cpu_fallback"))
+        ctx = TrialContext(space, state["scheduler"], blob, str(state.get("cwd") or os.getcwd()), allow_cpu_fallback)
         trainable = tune.with_resources(
             tune.with_parameters(gan_trial, ctx=ctx),
             {"cpu": state["options"]["cpus_per_trial"] or space.search.cpus_per_trial,
@@ -525,7 +521,8 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
             state, _, _ = grow.grown_state(folder, space, more)
             known = {f.name for f in dataclasses.fields(SearchOptions)}
             opts = SearchOptions(**{k: v for k, v in state["options"].items() if k in known}
-                                 | {"trials": more, "address": address, "optuna_storage": url})
+                                 | {"trials": more, "address": address, "optuna_storage": url,
+                                    "allow_cpu_fallback": allow_cpu_fallback})
             _build_tuner(space, opts, exp, url, [], blob, grow_from=n).fit()
         return finish(exp, space, url, state)
     finally:
