@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 PIP := $(BIN)/pip install -q -c constraints.txt
 
-.PHONY: setup demo test test-realdata faults cluster-test bench lint viz clean
+.PHONY: setup demo test test-realdata faults cluster-test bench lint viz check-install clean
 
 # The demo needs the package alone; the tests add their checkers (pytest, ruff, mypy, and the
 # metrics' independent implementations), so `make demo` on a fresh clone installs less.
@@ -62,6 +62,11 @@ $(CLUSTER_VENV)/.installed: $(TEST_STAMP)
 
 cluster-test: $(CLUSTER_VENV)/.installed
 	$(CLUSTER_VENV)/bin/python -m pytest -q -m cluster tests/test_autoscaler.py
+
+# `pip install .` into an environment with another compatible torch (2.13.0) keeps that torch;
+# minutes (a second torch), so not part of .ci/run.
+check-install:
+	bash scripts/check_install_beside_torch.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
