@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny_space import tiny_space
 
 from gan_core.errors import GansearchError
 from search import ray_address as ra
+from tests.tiny_space import tiny_space
 
 REPO = Path(__file__).resolve().parents[1]
 RAY_BIN = Path(sys.executable).with_name("ray")
