@@ -51,7 +51,7 @@ def env_for(short: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def search(tmp_path: Path, env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def search(tmp_path: Path, env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
     cmd = [sys.executable, "-m", "search.cli", "search", "--space", str(space), "--name", "t",
