@@ -64,6 +64,7 @@ class SearchOptions:
     max_failures: int = 2
     verbose: int = 1
     cost: str | None = None  # a second objective for Optuna: a search/pareto.py COSTS name
+    allow_cpu_fallback: bool = False  # a GPU trial whose torch cannot use CUDA trains on the CPU
 
 
 @dataclass(frozen=True)

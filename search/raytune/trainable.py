@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import time
 import warnings
@@ -21,6 +22,7 @@ import ray
 from ray import tune
 
 from gan_core.config import from_dict, to_dict
+from search.device_policy import choose_device, probe_cuda
 from search.experiment import CHECKPOINT_FILES, RUN_SUBDIR, TrialDiverged, trial_params
 from search.pareto import ThroughputMeter, generator_params
 from search.raytune.driver import absolute_data_paths
@@ -36,19 +38,7 @@ class TrialContext:
     scheduler: str
     classifier: bytes | None = None  # the driver's reference classifier (ReferenceClassifier.to_bytes)
     cwd: str = ""  # the driver's working folder: relative data paths a trial samples mean this one
-
-
-def select_device(gpu_ids: list[Any], cuda_available: bool) -> tuple[str, str | None]:
-    """The device for a trial Ray gave ``gpu_ids``, and a warning if it has to fall back.
-
-    Ray restricts CUDA_VISIBLE_DEVICES to the assigned GPUs, so "cuda" is the trial's own GPU
-    (or its share of it, for fractional --gpus-per-trial)."""
-    if not gpu_ids:
-        return "cpu", None
-    if cuda_available:
-        return "cuda", None
-    ids = ", ".join(str(g) for g in gpu_ids)
-    return "cpu", f"Ray assigned GPU {ids} but torch sees no CUDA device; training on the CPU"
+    allow_cpu_fallback: bool = False  # search/device_policy.py
 
 
 def _stage_checkpoint(run_dir: Path, stage: Path) -> Path:
@@ -104,7 +94,8 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     cpus = tctx.get_trial_resources().required_resources.get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))  # the trial's CPUs, never the whole machine
     gpu_ids = ray.get_gpu_ids()
-    device, note = select_device(gpu_ids, torch.cuda.is_available())
+    node = f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+    device, note = choose_device(gpu_ids, probe_cuda(node) if gpu_ids else None, ctx.allow_cpu_fallback)
     if note:
         warnings.warn(f"gansearch: trial {trial_id}: {note}", RuntimeWarning, stacklevel=1)
     node_id = ray.get_runtime_context().get_node_id()
