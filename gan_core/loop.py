@@ -18,8 +18,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from gan_core.errors import GansearchError
 from gan_core.events import EventWriter, progress_bar
 from gan_core.interrupts import StopRequest, stop_on_signals
 from gan_core.io import RunLock, append_jsonl, atomic_write_text, read_jsonl, remove_stale_tmp
+from gan_core.outcome import RunStatus, TrainResult
 from gan_core.trainer import STAT_KEYS, ScoreFn, Trainer, finite_weights
 
 __all__ = ["STAT_KEYS", "Callbacks", "RunStatus", "ScoreFn", "TrainResult", "Trainer", "resolve_device", "train"]
@@ -43,24 +43,6 @@ class Callbacks:
     on_log: Callable[[dict[str, Any]], None] | None = None
     on_eval: Callable[[dict[str, Any], Path | None], None] | None = None
     should_stop: Callable[[], bool] | None = None
-
-
-class RunStatus(StrEnum):
-    """How a training run ended (a search's TrialStatus is derived from it)."""
-
-    COMPLETED = "completed"  # trained its whole budget
-    STOPPED = "stopped"  # stopped early: a signal, a caller's should_stop, a scheduler
-    DIVERGED = "diverged"  # a NaN or inf in a loss, a gradient or a weight
-
-
-@dataclass
-class TrainResult:
-    status: RunStatus
-    reason: str = ""
-    step: int = 0
-    images_seen: int = 0
-    metrics: dict[str, Any] = field(default_factory=dict)
-    run_dir: Path | None = None
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -67,9 +67,21 @@ def from_command(flag: str | None) -> tuple[str | None, str]:
     return (env, ENV) if env else (None, "")
 
 
+# A study that moved with its experiment folder: the URL Ray's pickles recorded -> where it is now.
+_MOVED: dict[str, str] = {}
+
+
+def study_moved(recorded: str, now: str) -> None:
+    """Unpickle ``recorded`` (Ray's saved searcher names the study by its URL) as ``now``: a
+    local experiment's SQLite study goes where its folder goes."""
+    _MOVED[recorded] = now
+
+
 def resolve_stored(stored: str | None) -> str | None:
     """The real URL for one gansearch.json (or a pickle) holds: a redacted one is read from the
     environment variable again, which must name the same database."""
+    if stored in _MOVED:
+        return _MOVED[stored]
     if not is_redacted(stored):
         return stored
     env = os.environ.get(ENV, "").strip()

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from gan_core.loop import RunStatus
+from gan_core.outcome import RunStatus
 
 
 class TrialDiverged(RuntimeError):
@@ -26,12 +25,12 @@ DIVERGED_NAME = TrialDiverged.__name__  # how a diverged trial is told from a cr
 class TrialStatus(StrEnum):
     """A trial's fate as the folder tells it (the part Optuna's TrialState plays for a study).
 
-    The first three are gan_core.loop.RunStatus's, the training run's own end (one value each:
-    ``TrialStatus.of_run`` maps them, tests/test_experiment.py checks it)."""
+    The first three are gan_core's RunStatus, the training run's own end (``TrialStatus.of_run``
+    maps them; tests/test_experiment.py checks every RunStatus has its TrialStatus)."""
 
-    COMPLETED = "completed"  # trained its whole budget
-    STOPPED = "stopped"  # stopped early by the scheduler (ASHA) or the search's time budget
-    DIVERGED = "diverged"  # NaN/inf: the trial raised TrialDiverged
+    COMPLETED = RunStatus.COMPLETED.value  # trained its whole budget
+    STOPPED = RunStatus.STOPPED.value  # stopped early by the scheduler (ASHA) or the search's time budget
+    DIVERGED = RunStatus.DIVERGED.value  # NaN/inf: the trial raised TrialDiverged
     FAILED = "failed"  # crashed more often than the search's --max-failures allows
     # Running, waiting, or cut off by an interrupted driver: the files cannot tell these apart.
     UNFINISHED = "unfinished"

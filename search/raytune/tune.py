@@ -63,7 +63,7 @@ from search.raytune.trainable import TrialContext, gan_trial
 from search.raytune.tuner import build_tuner
 from search.space import Space
 from search.storage import Folder, is_uri, normalise
-from search.study_db import redact, resolve_stored, study_url
+from search.study_db import redact, resolve_stored, study_moved, study_url
 
 
 @dataclass
@@ -158,6 +158,11 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
     install_legacy_paths()  # Ray's pickles of an older experiment name the modules it had
     space = read_space(folder)
     url = resolve_stored(manifest.optuna_storage)  # a redacted URL: the real one from the environment
+    if url is not None and manifest.options is not None and manifest.options.optuna_storage is None:
+        here = study_url(exp, None)  # the experiment's own SQLite study, where the folder is now
+        if here != url:
+            study_moved(url, here)
+            url = here
     for line in recover_torn_state(exp):
         print(f"gansearch: {line}", file=sys.stderr)
     if not tune.Tuner.can_restore(exp):
