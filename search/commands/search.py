@@ -7,6 +7,7 @@ from pathlib import Path
 
 from search.commands._common import check_seed, format_outcome, formatter, out_dir
 from search.experiment.manifest import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PENDING_TIMEOUT
+from search.samplers import DEFAULT_SAMPLER, SAMPLERS
 
 EXAMPLE = """example:
   gansearch search --space spaces/quick.yaml --name quick
@@ -67,6 +68,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="search two objectives with Optuna's multi-objective TPE: the score and this cost "
                         "(generator parameters, fewer is better, or training images/s, more is better), "
                         "e.g. --cost params; `review` then lists and draws the Pareto front")
+    p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
+                   help="Optuna's sampler: tpe (any space, one or two objectives), cmaes (numeric ranges, "
+                        "one objective, large budgets), gp (small budgets), random, nsga2 (two objectives, "
+                        "with --cost, large budgets); README, 'At scale', says which past what size")
     p.set_defaults(run=run)
 
 
@@ -104,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
     if args.cost and (args.scheduler or space.search.scheduler) == "pbt":
         raise GansearchError("--cost: a PBT search has no Optuna sampler to take a second objective; "
                              "use --scheduler asha or fifo")
+    from search.samplers import check_sampler
+
+    check_sampler(args.sampler, cost=args.cost, scheduler=args.scheduler or space.search.scheduler)
     if args.scheduler == "pbt" and not space.pbt_mutable():
         raise GansearchError(f"{args.space}: --scheduler pbt needs a top-level range or choice over a "
                              "key PBT may change in a running trial (optim.*, balance.*, dropout ...)")
@@ -132,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         max_failures=args.max_failures,
         verbose=0 if args.quiet else 1,
         cost=args.cost,
+        sampler=args.sampler,
     ))
     print(format_outcome(outcome), flush=True)
     if outcome.interrupted:

@@ -64,6 +64,7 @@ class SearchOptions:
     max_failures: int = 2
     verbose: int = 1
     cost: str | None = None  # a second objective for Optuna: a search/pareto.py COSTS name
+    sampler: str = "tpe"  # Optuna's sampler: a search/samplers.py SAMPLERS name (older searches: tpe)
 
 
 @dataclass(frozen=True)

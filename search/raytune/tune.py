@@ -96,8 +96,12 @@ def init_ray(address: str | None, connect_timeout: float) -> bool:
 # ----------------------------------------------------------------------------- entry points
 
 
-def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None = None) -> SearchOutcome:
-    """Run a search and write summary.json and best_config.yaml into the experiment folder."""
+def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None = None,
+               training: Any = None) -> SearchOutcome:
+    """Run a search and write summary.json and best_config.yaml into the experiment folder.
+
+    ``callbacks``: more Tune callbacks. ``training``: what trains a trial, in place of the GAN
+    (trainable.py's Training; bench/bench_scale.py passes a simulated one); None for the GAN."""
     exp = experiment_path(opts.storage, opts.name)
     if tune.Tuner.can_restore(exp):
         raise GansearchError(f"--name: experiment {exp} exists; continue it with `gansearch resume {exp}` "
@@ -135,7 +139,7 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
             cwd=os.getcwd(),  # what relative data paths among the sampled values mean, also on resume
         )
         blob = clf.to_bytes()
-        tuner = build_tuner(space, opts, exp, url, list(callbacks or []) + watch, blob)
+        tuner = build_tuner(space, opts, exp, url, list(callbacks or []) + watch, blob, training=training)
         create_experiment(exp, space, manifest, blob)
         tuner.fit()
         return finish(exp, space, url if scheduler != "pbt" else None, manifest)
@@ -145,11 +149,13 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
 
 
 def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = False,
-                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, more: int = 0) -> SearchOutcome:
+                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, more: int = 0,
+                  callbacks: list[Any] | None = None, training: Any = None) -> SearchOutcome:
     """Continue an interrupted search: unfinished trials resume from their latest checkpoints,
     finished ones are kept, new ones are drawn until the trial count is reached; failed trials
     stay failed unless ``retry_failed`` (then they resume from their latest checkpoint). Then
-    ``more`` trials are added, warm-started from the whole study (search/experiment/create.py)."""
+    ``more`` trials are added, warm-started from the whole study (search/experiment/create.py).
+    ``callbacks`` and ``training`` as for :func:`run_search` (the grown run's callbacks)."""
     exp = normalise(exp)
     folder = Folder(exp)
     manifest = read_manifest(folder)
@@ -172,7 +178,7 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
     try:
         # The classifier the search started with (an older experiment without one: the driver's).
         blob = folder.read_bytes(CLASSIFIER_FILE) or driver_classifier(space).to_bytes()
-        ctx = TrialContext(space, manifest.scheduler, blob, manifest.cwd or os.getcwd())
+        ctx = TrialContext(space, manifest.scheduler, blob, manifest.cwd or os.getcwd(), training)
         trainable = tune.with_resources(
             tune.with_parameters(gan_trial, ctx=ctx),
             {"cpu": manifest.options.cpus_per_trial or space.search.cpus_per_trial,
@@ -196,7 +202,7 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
             manifest, _, _ = grow_experiment(folder, space, more)
             assert manifest.options is not None
             opts = dataclasses.replace(manifest.options, trials=more, address=address, optuna_storage=url)
-            build_tuner(space, opts, exp, url, [], blob, grow_from=n).fit()
+            build_tuner(space, opts, exp, url, list(callbacks or []), blob, grow_from=n, training=training).fit()
         return finish(exp, space, url, manifest)
     finally:
         if started:

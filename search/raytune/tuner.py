@@ -19,6 +19,7 @@ from search.pareto import cost_metric
 from search.raytune.progress import sampled_keys, tune_callbacks
 from search.raytune.searcher import BudgetOptunaSearch
 from search.raytune.trainable import TrialContext, gan_trial
+from search.samplers import make_sampler
 from search.space import PBT_MUTABLE_PREFIXES, ChoiceParam, FloatParam, IntParam, Space, random_draws
 from search.storage import is_uri
 from search.study_db import RedactedRDBStorage
@@ -46,9 +47,11 @@ def pbt_population(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
-                 callbacks: list[Any], classifier: bytes | None = None, grow_from: int = 0) -> Any:
+                 callbacks: list[Any], classifier: bytes | None = None, grow_from: int = 0,
+                 training: Any = None) -> Any:
     """The Tuner of a new search, or (``grow_from``: the study's trial count) of ``opts.trials``
-    more trials for a stored one: its searcher loads the same study, no point is evaluated again."""
+    more trials for a stored one: its searcher loads the same study, no point is evaluated again.
+    ``training``: what trains a trial (trainable.py's TrialContext.training; None: the GAN)."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
     from ray.tune.search import SearchAlgorithm, Searcher
 
@@ -83,8 +86,6 @@ def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
         search_alg = BasicVariantGenerator()
         trials = 1  # the grid holds the population
     else:
-        import optuna
-
         storage = RedactedRDBStorage(optuna_url)  # pickled by Ray without its password
         cost = cost_metric(opts.cost) if opts.cost else None
         search_alg = BudgetOptunaSearch(
@@ -94,8 +95,8 @@ def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
             metric=[objective.metric, cost.metric] if cost else objective.metric,
             mode=[objective.mode, cost.mode] if cost else objective.mode,
             points_to_evaluate=None if grow_from else space.all_points(),
-            sampler=optuna.samplers.TPESampler(seed=opts.seed + grow_from,  # new draws when grown
-                                               n_startup_trials=space.n_startup_trials(trials + grow_from)),
+            sampler=make_sampler(opts.sampler, seed=opts.seed + grow_from,  # new draws when grown
+                                 n_startup=space.n_startup_trials(trials + grow_from)),
             study_name=opts.name,
             storage=storage,
         )
@@ -110,7 +111,7 @@ def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
             scheduler = FIFOScheduler()
 
     trainable = tune.with_resources(
-        tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name, classifier, os.getcwd())),
+        tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name, classifier, os.getcwd(), training)),
         {"cpu": cpus, "gpu": opts.gpus_per_trial},
     )
     root, name = exp.rstrip("/").rsplit("/", 1)
