@@ -63,7 +63,15 @@ from search.raytune.trainable import TrialContext, gan_trial
 from search.raytune.tuner import build_tuner
 from search.space import Space
 from search.storage import Folder, is_uri, normalise
-from search.study_db import redact, resolve_stored, study_url
+from search.study_db import (
+    check_joinable,
+    fail_orphans,
+    mark_study,
+    redact,
+    resolve_stored,
+    settle_sqlite,
+    study_url,
+)
 
 
 @dataclass
@@ -120,12 +128,20 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
         watch = [] if private else [cluster.PendingWatch(cpus, opts.gpus_per_trial, opts.pending_timeout)]
         clf = driver_classifier(space)
         url = study_url(exp, opts.optuna_storage)
+        joined = 0  # trials already in the study a --join-study search joins
         if scheduler != "pbt":
             import optuna
 
-            if opts.name in optuna.study.get_all_study_names(storage=url):
+            exists = opts.name in optuna.study.get_all_study_names(storage=url)
+            if opts.join_study and not exists:
+                raise GansearchError(f"--join-study: there is no Optuna study {opts.name!r} in {redact(url)} to join; "
+                                     "the first search of a shared study runs without --join-study")
+            if exists and not opts.join_study:
                 raise GansearchError(f"--name: the Optuna study {opts.name!r} already exists in {redact(url)} "
-                                     "(an earlier search of this name?); pick another --name")
+                                     "(an earlier search of this name?); pick another --name, or add --join-study "
+                                     "to add this search's trials to it")
+            if opts.join_study:
+                joined = check_joinable(url, opts.name, space.text, 2 if opts.cost else 1)
         manifest = Manifest(
             name=opts.name,
             space_file=space.path,
@@ -139,8 +155,11 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
             cwd=os.getcwd(),  # what relative data paths among the sampled values mean, also on resume
         )
         blob = clf.to_bytes()
-        tuner = build_tuner(space, opts, exp, url, list(callbacks or []) + watch, blob, training=training)
+        tuner = build_tuner(space, opts, exp, url, list(callbacks or []) + watch, blob, training=training,
+                            grow_from=joined)
         create_experiment(exp, space, manifest, blob)
+        if scheduler != "pbt" and not opts.join_study:
+            mark_study(url, opts.name, space.text)  # the space a search joining the study must search
         tuner.fit()
         return finish(exp, space, url if scheduler != "pbt" else None, manifest)
     finally:
@@ -233,8 +252,14 @@ def finish(exp: str, space: Space, optuna_url: str | None, manifest: Manifest) -
     # Interrupted: a trial was cut off, or trials were still to come (unless the time budget
     # ended the search, which is how a time-limited search is meant to end).
     interrupted = record.count(TrialStatus.UNFINISHED) > 0 or (len(record.trials) < expected and not time_limited)
+    if optuna_url and not interrupted and manifest.name:
+        orphans = fail_orphans(optuna_url, manifest.name, exp)
+        if orphans:
+            print(f"gansearch: {orphans} Optuna trial(s) of this search were left RUNNING in the study by a driver "
+                  "stopped before Ray saved them; marked FAIL", file=sys.stderr)
     write_summary(record, best_config=best_path, interrupted=interrupted)
     if optuna_url and optuna_url.startswith("sqlite:///") and is_uri(exp):
+        settle_sqlite(Path(optuna_url[len("sqlite:///"):]))  # its write-ahead log into the file copied
         Folder(exp).upload(Path(optuna_url[len("sqlite:///"):]), OPTUNA_FILE)
     rows = sorted(record.trials, key=lambda r: r.trial_id)
     return SearchOutcome(exp, rows, best, best_path, space.objective, interrupted)
