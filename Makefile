@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup demo test faults cluster-test bench lint clean
+.PHONY: setup demo test faults cluster-test postgres-test bench lint clean
 
 # The demo needs the package alone; the tests add their checkers (pytest, ruff, mypy, and the
 # metrics' independent implementations), so `make demo` on a fresh clone installs less.
@@ -47,6 +47,12 @@ $(CLUSTER_VENV)/.installed: $(TEST_STAMP)
 
 cluster-test: $(CLUSTER_VENV)/.installed
 	$(CLUSTER_VENV)/bin/python -m pytest -q -m cluster tests/test_autoscaler.py
+
+# A study database a team shares (tests/test_postgres.py): a real PostgreSQL server, which
+# `.ci/with-postgres make postgres-test` starts (and stops); optuna-dashboard from the viz extra.
+postgres-test: $(TEST_STAMP)
+	$(BIN)/pip install -q -e '.[test,viz,postgres]'
+	$(BIN)/python -m pytest -q -m postgres tests/test_postgres.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

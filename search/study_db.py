@@ -147,9 +147,21 @@ def mark_study(url: str, name: str, space_text: str) -> None:
     optuna.load_study(study_name=name, storage=url).set_user_attr(SPACE_ATTR, space_digest(space_text))
 
 
-def check_joinable(url: str, name: str, space_text: str, objectives: int) -> int:
-    """How many trials study ``name`` holds, or a one-line error when a search of this space with
-    ``objectives`` objectives cannot join it (``search --join-study``)."""
+def check_study_name(url: str, name: str, *, join: bool, space_text: str, objectives: int) -> int:
+    """For a new search named ``name``: 0 when its study is new; with ``join`` (``search
+    --join-study``), the number of trials in the existing study it joins. Otherwise a one-line
+    error: a study of that name exists (without ``join``), none does, or it searches another
+    space or another number of objectives."""
+    exists = name in optuna.study.get_all_study_names(storage=url)
+    if join and not exists:
+        raise GansearchError(f"--join-study: there is no Optuna study {name!r} in {redact(url)} to join; "
+                             "the first search of a shared study runs without --join-study")
+    if exists and not join:
+        raise GansearchError(f"--name: the Optuna study {name!r} already exists in {redact(url)} (an earlier "
+                             "search of this name?); pick another --name, or add --join-study to add this "
+                             "search's trials to it")
+    if not join:
+        return 0
     study = optuna.load_study(study_name=name, storage=url)
     recorded = study.user_attrs.get(SPACE_ATTR)
     if recorded is not None and recorded != space_digest(space_text):

@@ -64,7 +64,7 @@ from search.raytune.tuner import build_tuner
 from search.space import Space
 from search.storage import Folder, is_uri, normalise
 from search.study_db import (
-    check_joinable,
+    check_study_name,
     fail_orphans,
     mark_study,
     redact,
@@ -120,6 +120,10 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
     absolute_env()
     absolute_data_paths(space.base_config.data, os.getcwd())  # saved so in base.yaml: resume anywhere
     setup_output(quiet=opts.verbose == 0)
+    joined, objectives = 0, 2 if opts.cost else 1  # joined: trials in the study a --join-study search joins
+    if scheduler != "pbt" and opts.optuna_storage:  # a shared study: its errors are one line before Ray starts
+        joined = check_study_name(opts.optuna_storage, opts.name, join=opts.join_study, space_text=space.text,
+                                  objectives=objectives)
     started = init_ray(opts.address, opts.connect_timeout)  # before anything is written
     try:
         private = started and ray_address.resolve(opts.address).local  # nothing can be added to it
@@ -128,20 +132,8 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
         watch = [] if private else [cluster.PendingWatch(cpus, opts.gpus_per_trial, opts.pending_timeout)]
         clf = driver_classifier(space)
         url = study_url(exp, opts.optuna_storage)
-        joined = 0  # trials already in the study a --join-study search joins
-        if scheduler != "pbt":
-            import optuna
-
-            exists = opts.name in optuna.study.get_all_study_names(storage=url)
-            if opts.join_study and not exists:
-                raise GansearchError(f"--join-study: there is no Optuna study {opts.name!r} in {redact(url)} to join; "
-                                     "the first search of a shared study runs without --join-study")
-            if exists and not opts.join_study:
-                raise GansearchError(f"--name: the Optuna study {opts.name!r} already exists in {redact(url)} "
-                                     "(an earlier search of this name?); pick another --name, or add --join-study "
-                                     "to add this search's trials to it")
-            if opts.join_study:
-                joined = check_joinable(url, opts.name, space.text, 2 if opts.cost else 1)
+        if scheduler != "pbt" and not opts.optuna_storage:  # a new study in the experiment folder
+            joined = check_study_name(url, opts.name, join=False, space_text=space.text, objectives=objectives)
         manifest = Manifest(
             name=opts.name,
             space_file=space.path,
