@@ -26,7 +26,7 @@ its own private Ray, so the figures of one do not leak into the next. Prints a M
 
     python -m bench.bench_scale                       # the full table: 100, 1,000, 5,000 trials and
                                                       # every sampler at 1,000 (an hour or two)
-    python -m bench.bench_scale --sizes 200 --samplers --no-bare   # a few minutes
+    python -m bench.bench_scale --sizes 200 --samplers --no-bare --ask-sizes 1000   # tens of minutes
     python -m bench.bench_scale --one gansearch --trials 300 --profile /tmp/driver.prof
 """
 
@@ -103,11 +103,12 @@ def _instrument(timings: dict[str, list[float]], searcher_cls: Any) -> None:
         orig = getattr(cls, name)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             try:
                 return orig(*args, **kwargs)
-            finally:
+            finally:  # wall time, and this thread's CPU time (what it costs on a core of its own)
                 timings.setdefault(key, []).append(time.perf_counter() - t)
+                timings.setdefault(key + "_cpu", []).append(time.thread_time() - c)
 
         setattr(cls, name, timed)
 
@@ -268,7 +269,7 @@ def _measures(args: argparse.Namespace, meter: Any, timings: dict[str, list[floa
         "cpu_per_trial_ms": (meter.cpu1 - meter.cpu0) / n * 1000,
         "cpu_per_report_ms": (meter.cpu1 - meter.cpu0) / max(meter.reports, 1) * 1000,
         "overhead_per_trial_ms": (wall - ideal) / n * 1000,
-        "ask_ms": stats("ask"), "tell_ms": stats("tell"),
+        "ask_ms": stats("ask"), "tell_ms": stats("tell"), "ask_cpu_ms": stats("ask_cpu"), "tell_cpu_ms": stats("tell_cpu"),
         "searcher_report_ms": stats("searcher_report"), "searcher_end_ms": stats("searcher_end"),
         "folder_bytes_per_trial": _du(exp) / n,
         "db_bytes_per_trial": (db.stat().st_size / n) if db.exists() else None,
@@ -311,6 +312,58 @@ def _du(path: Path) -> int:
             except OSError:
                 pass
     return total
+
+
+def ask_latency(sampler: str, size: int, asks: int = 60) -> dict[str, Any]:
+    """Optuna alone, at a given study size: a study in SQLite (the driver's storage, write-ahead
+    log) pre-filled with ``size`` finished trials of the quick space shaped like an ASHA search's
+    (two thirds PRUNED at the first rung, a third COMPLETE; scores from the simulated curve), then
+    ``asks`` times the searcher's ask (the define-by-run sampling) and tell, p50/p99 in ms."""
+    import optuna
+
+    from search.samplers import make_sampler
+    from search.space import parse_space
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    space = parse_space(SPACE.read_text(), str(SPACE), base_dir=SPACE.parent)
+    cost = sampler == "nsga2"
+    if True:  # in memory: Optuna inserts trials one by one (minutes for 5,000 in SQLite), and the
+        # driver's SQLite storage serves finished trials from a cache after the first ask anyway
+        study = optuna.create_study(sampler=make_sampler(sampler, seed=0, n_startup=10),
+                                    directions=["minimize"] * (2 if cost else 1))
+        filler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))  # in memory: fast
+        fn, rows = space.define_by_run(0), []
+        for i in range(size):
+            t = filler.ask()
+            fn(t)
+            values = [2.0 + 40.0 * ((t.params["optim.d.lr"] - 1e-3) ** 2) * 1e6 + (i % 7)]
+            if cost:
+                values.append(float(1_000_000 + i % 1000))
+            pruned = not cost and i % 3 != 0
+            rows.append(optuna.trial.create_trial(
+                params=t.params, distributions=t.distributions, values=None if pruned else values,
+                state=optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.COMPLETE,
+                intermediate_values={1: values[0] + 20.0, 2: values[0]} if not cost else None))
+        study.add_trials(rows)
+        ask_s, tell_s, ask_cpu = [], [], []
+        started = time.perf_counter()
+        for _ in range(asks):
+            if len(ask_s) >= 6 and time.perf_counter() - started > 90:  # a slow sampler: enough to see it
+                break
+            t0, c0 = time.perf_counter(), time.thread_time()
+            trial = study.ask()
+            fn(trial)
+            t1, c1 = time.perf_counter(), time.thread_time()
+            study.tell(trial, [5.0, 1e6] if cost else 5.0)
+            ask_s.append(t1 - t0)
+            ask_cpu.append(c1 - c0)
+            tell_s.append(time.perf_counter() - t1)
+
+    def p(xs: list[float]) -> tuple[float, float]:
+        xs = sorted(xs[1:])  # the first ask loads the whole study into the storage's cache, once a driver
+        return statistics.median(xs) * 1000, xs[min(len(xs) - 1, int(0.99 * len(xs)))] * 1000
+
+    return {"sampler": sampler, "size": size, "asks": len(ask_s), "ask_ms": p(ask_s), "ask_cpu_ms": p(ask_cpu),
+            "tell_ms": p(tell_s)}
 
 
 # ----------------------------------------------------------------------------- the table (parent)
@@ -390,9 +443,11 @@ def main() -> int:
     ap.add_argument("--concurrent", type=int, default=64, help="trials at once (Ray's logical CPUs)")
     ap.add_argument("--seconds", type=float, default=1.0, help="the simulated GPU's seconds between evaluations")
     ap.add_argument("--no-bare", action="store_true", help="skip the bare Tune runs")
+    ap.add_argument("--ask-sizes", type=int, nargs="*", default=[1000, 5000],
+                    help="study sizes of the Optuna-only ask/tell table (every sampler)")
     ap.add_argument("--keep", metavar="DIR", help="keep the experiments here (default: a temporary folder)")
     # One measurement, in this process (the parent runs each this way).
-    ap.add_argument("--one", choices=["gansearch", "bare", "resume"], help=argparse.SUPPRESS)
+    ap.add_argument("--one", choices=["gansearch", "bare", "resume", "asks"], help=argparse.SUPPRESS)
     ap.add_argument("--trials", type=int, default=200, help=argparse.SUPPRESS)
     ap.add_argument("--sampler", default="tpe", help=argparse.SUPPRESS)
     ap.add_argument("--cost", help=argparse.SUPPRESS)
@@ -400,6 +455,9 @@ def main() -> int:
     ap.add_argument("--experiment", help=argparse.SUPPRESS)
     ap.add_argument("--profile", metavar="FILE", help="with --one: cProfile the driver into FILE")
     args = ap.parse_args()
+    if args.one == "asks":
+        print("RESULT " + json.dumps(ask_latency(args.sampler, args.trials)), flush=True)
+        return 0
     if args.one:
         args.root = args.root or tempfile.mkdtemp(prefix="gansearch-scale-")
         print("RESULT " + json.dumps(one_run(args)), flush=True)
@@ -413,6 +471,19 @@ def main() -> int:
           f"{args.seconds:g} s of simulated training per evaluation\n", flush=True)
     runs = [("tpe", n, None) for n in args.sizes] + [
         (s, args.sampler_trials, "params" if s == "nsga2" else None) for s in args.samplers]
+    if args.ask_sizes:
+        print("Optuna alone: the searcher's ask (define-by-run sampling) and tell against a study already "
+              "holding N finished trials (SQLite as the driver has it), ms; CPU: this thread's CPU time, "
+              "what the ask costs on a core of its own\n")
+        print("| sampler | study size | ask p50 / p99 | ask CPU p50 / p99 | tell p50 / p99 |")
+        print("|---|--:|--:|--:|--:|")
+        for size in args.ask_sizes:
+            for sampler in ["tpe", "cmaes", "gp", "random", "nsga2"]:
+                r = _child(["--one", "asks", "--sampler", sampler, "--trials", str(size)])
+                print(f"| {sampler}{' (2 objectives)' if sampler == 'nsga2' else ''} | {size} "
+                      f"| {r['ask_ms'][0]:.0f} / {r['ask_ms'][1]:.0f} | {r['ask_cpu_ms'][0]:.0f} / {r['ask_cpu_ms'][1]:.0f} "
+                      f"| {r['tell_ms'][0]:.0f} / {r['tell_ms'][1]:.0f} |", flush=True)
+        print()
     rows = []
     try:
         for sampler, n, cost in runs:

@@ -16,7 +16,9 @@ BENCHES = [
     ("training step throughput", ["bench.bench_train"], ["--seconds", "3"]),
     ("metric speed", ["bench.bench_metrics"], []),
     ("search overhead", ["bench.bench_search"], []),
-    ("quality at equal compute (the longest: ~15 min on 2 cores)", ["bench.bench_quality"], ["--images", "64000"]),
+    ("quality at equal compute (~15 min on 2 cores)", ["bench.bench_quality"], ["--images", "64000"]),
+    ("at scale: thousands of simulated trials (the longest: hours on 2 shared cores)", ["bench.bench_scale"],
+     ["--sizes", "100", "--samplers", "--no-bare", "--ask-sizes", "1000"]),
 ]
 
 

@@ -168,13 +168,13 @@ def test_optuna_dashboard_lists_every_trial_with_its_sample_grid(shared):
         thread.start()
         base = f"http://127.0.0.1:{server.server_port}"
         try:
-            studies = json.loads(urllib.request.urlopen(f"{base}/api/studies", timeout=60).read())["studies"]
+            studies = json.loads(urllib.request.urlopen(f"{base}/api/studies", timeout=60).read())["study_summaries"]
             (sid,) = [s["study_id"] for s in studies if s["study_name"] == shared["name"]]
             detail = json.loads(urllib.request.urlopen(f"{base}/api/studies/{sid}", timeout=60).read())
             assert sorted(t["number"] for t in detail["trials"]) == list(range(8))  # every trial listed
             mine = _trial_ids(exp)
             for t in detail["trials"]:
-                attrs = {a["key"]: json.loads(a["value"]) for a in t["user_attrs"]}
+                attrs = {a["key"]: a["value"] for a in t["user_attrs"]}  # as the dashboard shows them: text
                 if attrs["tune_trial_id"] not in mine:
                     continue
                 (grid,) = t["artifacts"]
