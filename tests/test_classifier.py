@@ -111,11 +111,13 @@ def test_reference_statistics_are_cached_and_rebuilt_when_corrupt(tmp_cache):
     features.clear_memory()
 
 
-def test_cache_key_depends_on_config_and_content(tmp_cache):
+def test_cache_key_depends_on_config_and_content(tmp_cache, tmp_path):
     from gan_core.data import load_dataset
+    from tests.idx_files import write_idx_set
 
     train, test = load_dataset(MNIST, "train"), load_dataset(MNIST, "test")
-    fashion = load_dataset(DataConfig(name="fashion"), "train")
+    write_idx_set(tmp_path, "FashionMNIST", {"train": 60}, seed=1)  # another data set's images
+    fashion = load_dataset(DataConfig(name="fashion", data_dir=str(tmp_path)), "train")
     key = classifier.classifier_key(train, test, TINY)
     assert key == classifier.classifier_key(train, test, ClassifierConfig(**TINY.__dict__))
     assert key != classifier.classifier_key(train, test, ClassifierConfig(**{**TINY.__dict__, "seed": 1}))

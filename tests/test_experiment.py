@@ -106,6 +106,7 @@ def test_statuses_from_the_files_alone(experiment):
     assert [s for s in TrialStatus if s.finished] == [TrialStatus.COMPLETED, TrialStatus.STOPPED]
     # Statuses are strings: summary.json, tables and older code compare them as such.
     assert exp.trial("asha").status == "stopped" and json.dumps(exp.trial("asha").status) == '"stopped"'
+    assert exp.count("completed") == exp.count(TrialStatus.COMPLETED) == 3
 
 
 def test_records_and_ranking(experiment):

@@ -12,7 +12,6 @@ import optuna
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY_MODEL
 from torch import nn
 
 from gan_core import augment as aug
@@ -23,6 +22,7 @@ from gan_core.ema import GeneratorEma
 from gan_core.errors import ConfigError
 from gan_core.loop import Callbacks, train
 from search.space import load_space
+from tests.conftest import TINY_MODEL
 
 ARCHS = [a for a in models.ARCHITECTURES if a in TINY_MODEL]
 ALL_ON = ["ema.decay=0.9", "ema.start_images=32", "model.spectral_norm=both",

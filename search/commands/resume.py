@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also resume failed trials from their latest checkpoint")
     p.add_argument("--trials", type=int, metavar="N",
                    help="add N more trials (not a total) after the stored ones, TPE warm-started from them")
+    p.add_argument("--allow-cpu-fallback", action="store_true",
+                   help="a GPU trial whose torch cannot use CUDA trains on the CPU with a warning instead of "
+                        "failing (a search started with it keeps it without this flag)")
     p.set_defaults(run=run)
 
 
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from search.raytune.tune import resume_search
 
     outcome = resume_search(args.experiment, address=args.address, retry_failed=args.retry_failed,
-                            connect_timeout=args.connect_timeout, more=args.trials or 0)
+                            connect_timeout=args.connect_timeout, more=args.trials or 0,
+                            allow_cpu_fallback=args.allow_cpu_fallback)
     print(format_outcome(outcome), flush=True)
     if outcome.interrupted:
         return 130

@@ -23,7 +23,8 @@ An interrupted search continues with `gansearch resume STORAGE/NAME`, a finished
 `gansearch resume STORAGE/NAME --trials N`.
 Watch it with `tensorboard --logdir STORAGE/NAME` (every trial's scalars and sample grids) and
 `optuna-dashboard sqlite:///STORAGE/NAME/optuna.db --artifact-dir STORAGE/NAME/optuna-artifacts`
-(scores, and each trial's newest sample grid); both come with `pip install 'gansearch[viz]'`.
+(scores, and each trial's newest sample grid); both come with the viz extra: in the clone,
+`pip install -e '.[viz]' -c constraints.txt` (or `make viz` for the project's .venv).
 The space language is documented in spaces/README.md."""
 
 
@@ -47,7 +48,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cpus-per-trial", type=float, metavar="C",
                    help="CPUs per trial, torch uses as many threads; None: the space's search.cpus_per_trial (1)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G",
-                   help="GPUs per trial, fractional allowed (0.25: four trials share a GPU)")
+                   help="GPUs per trial, fractional allowed (0.25: four trials share a GPU); a trial whose "
+                        "torch cannot use CUDA on its node fails in one line (node, torch build, what CUDA says)")
+    p.add_argument("--allow-cpu-fallback", action="store_true",
+                   help="with --gpus-per-trial: a trial whose torch cannot use CUDA trains on the CPU with a "
+                        "warning instead of failing (kept by resume)")
     p.add_argument("--max-concurrent", type=int, metavar="K",
                    help="trials running at once; None: as many as the cluster holds now")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial")
@@ -155,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         cost=args.cost,
         sampler=args.sampler,
         join_study=args.join_study,
+        allow_cpu_fallback=args.allow_cpu_fallback,
     ))
     print(format_outcome(outcome), flush=True)
     if outcome.interrupted:

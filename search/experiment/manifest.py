@@ -64,6 +64,7 @@ class SearchOptions:
     max_failures: int = 2
     verbose: int = 1
     cost: str | None = None  # a second objective for Optuna: a search/pareto.py COSTS name
+    allow_cpu_fallback: bool = False  # a GPU trial whose torch cannot use CUDA trains on the CPU
     sampler: str = "tpe"  # Optuna's sampler: a search/samplers.py SAMPLERS name (older searches: tpe)
     join_study: bool = False  # its trials were added to a study another search started (--join-study)
 
@@ -166,11 +167,12 @@ class Manifest:
         return cls(**parsed, missing=missing)
 
 
-# Keys run_search writes even when None (their absence means something else: not recorded).
+# Keys `gansearch search` writes even when null (a PBT search has no study); other null keys
+# are left out, as an older search left them out.
 _WRITTEN_AS_NULL = frozenset({"optuna_storage"})
 # Options added after the first manifests, written only when not their default, so that a search
 # using none of them writes (and an older manifest reads back to) the same file as before.
-_OPTIONS_WRITTEN_IF_SET = {"sampler": "tpe", "join_study": False}
+_OPTIONS_WRITTEN_IF_SET = {"allow_cpu_fallback": False, "sampler": "tpe", "join_study": False}
 
 
 def _has(data: dict[str, Any], dotted: str) -> bool:

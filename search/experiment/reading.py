@@ -80,7 +80,7 @@ class Experiment:
         raise GansearchError(f"--trial: {trial_id!r} is not a trial of {self.path} (trials: {ids or 'none'})")
 
     def count(self, status: TrialStatus) -> int:
-        return sum(t.status is status for t in self.trials)
+        return sum(t.status == status for t in self.trials)  # a status compares equal to its string
 
 
 def read_space(folder: Folder) -> Space:

@@ -164,7 +164,8 @@ def unplaceable(request: dict[str, float], nodes: list[dict[str, float]], where:
             else "no trial can start")
     fix = "lower --gpus-per-trial / --cpus-per-trial, or add nodes with those resources"
     if waited is not None:
-        fix += " (a node type in the cluster config), or raise --pending-timeout while nodes start"
+        fix += (" (a node type in the cluster config), or raise --pending-timeout while nodes start; why the "
+                "autoscaler added none (a GPU quota of 0, no spot role, a launch error): `ray monitor cluster.yaml`")
     elif where == "this machine's private Ray":
         fix = "lower --gpus-per-trial / --cpus-per-trial, or join a cluster that has them with --address"
     return f"{head}: each trial asks for {_amounts(request)} and {why} ({where}: nodes with {have}); {fix}"

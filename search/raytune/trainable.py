@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import time
 import warnings
@@ -27,6 +28,7 @@ import ray
 from ray import tune
 
 from gan_core.config import from_dict, to_dict
+from search.device_policy import choose_device, probe_cuda
 from search.experiment import CHECKPOINT_FILES, RUN_SUBDIR, TrialDiverged, trial_params
 from search.pareto import ThroughputMeter, generator_params
 from search.raytune.driver import absolute_data_paths
@@ -66,18 +68,21 @@ class TrialContext:
     scheduler: str
     classifier: bytes | None = None  # the driver's reference classifier (ReferenceClassifier.to_bytes)
     cwd: str = ""  # the driver's working folder: relative data paths a trial samples mean this one
+    allow_cpu_fallback: bool = False  # search/device_policy.py
     training: Any = None  # what makes a trial's Training (see Training); None: GanTraining
 
 
 class GanTraining:
     """A trial's training: ``gan_core.loop.train`` with the trial's evaluator, as many torch
-    threads as the trial has CPUs, on the GPU Ray gave it (or the CPU, with one warning)."""
+    threads as the trial has CPUs, on the GPU Ray gave it (the CPU only as
+    search/device_policy.py allows)."""
 
     def __init__(self, cfg: Any, ctx: TrialContext, *, trial_id: str, cpus: float, gpu_ids: list[Any]) -> None:
         import torch
 
         torch.set_num_threads(max(1, int(cpus)))  # the trial's CPUs, never the whole machine
-        device, note = select_device(gpu_ids, torch.cuda.is_available())
+        node = f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+        device, note = choose_device(gpu_ids, probe_cuda(node) if gpu_ids else None, ctx.allow_cpu_fallback)
         if note:
             warnings.warn(f"gansearch: trial {trial_id}: {note}", RuntimeWarning, stacklevel=1)
         self.cfg, self.device = cfg, device
@@ -91,19 +96,6 @@ class GanTraining:
         result = train(self.cfg, run_dir, device=self.device, progress=False, evaluator=self.evaluator,
                        callbacks=Callbacks(on_eval=on_eval, should_stop=should_stop, on_log=on_log))
         return (result.reason or "non-finite values") if result.status is RunStatus.DIVERGED else None
-
-
-def select_device(gpu_ids: list[Any], cuda_available: bool) -> tuple[str, str | None]:
-    """The device for a trial Ray gave ``gpu_ids``, and a warning if it has to fall back.
-
-    Ray restricts CUDA_VISIBLE_DEVICES to the assigned GPUs, so "cuda" is the trial's own GPU
-    (or its share of it, for fractional --gpus-per-trial)."""
-    if not gpu_ids:
-        return "cpu", None
-    if cuda_available:
-        return "cuda", None
-    ids = ", ".join(str(g) for g in gpu_ids)
-    return "cpu", f"Ray assigned GPU {ids} but torch sees no CUDA device; training on the CPU"
 
 
 def _stage_checkpoint(run_dir: Path, stage: Path) -> Path:

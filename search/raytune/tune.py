@@ -161,11 +161,13 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
 
 def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = False,
                   connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, more: int = 0,
-                  callbacks: list[Any] | None = None, training: Any = None) -> SearchOutcome:
+                  allow_cpu_fallback: bool = False, callbacks: list[Any] | None = None,
+                  training: Any = None) -> SearchOutcome:
     """Continue an interrupted search: unfinished trials resume from their latest checkpoints,
     finished ones are kept, new ones are drawn until the trial count is reached; failed trials
     stay failed unless ``retry_failed`` (then they resume from their latest checkpoint). Then
     ``more`` trials are added, warm-started from the whole study (search/experiment/create.py).
+    A search started with ``allow_cpu_fallback`` keeps it; passing it here allows it for this resume.
     ``callbacks`` and ``training`` as for :func:`run_search` (the grown run's callbacks)."""
     exp = normalise(exp)
     folder = Folder(exp)
@@ -189,7 +191,9 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
     try:
         # The classifier the search started with (an older experiment without one: the driver's).
         blob = folder.read_bytes(CLASSIFIER_FILE) or driver_classifier(space).to_bytes()
-        ctx = TrialContext(space, manifest.scheduler, blob, manifest.cwd or os.getcwd(), training)
+        allow_cpu_fallback = allow_cpu_fallback or manifest.options.allow_cpu_fallback
+        ctx = TrialContext(space, manifest.scheduler, blob, manifest.cwd or os.getcwd(), allow_cpu_fallback,
+                           training)
         trainable = tune.with_resources(
             tune.with_parameters(gan_trial, ctx=ctx),
             {"cpu": manifest.options.cpus_per_trial or space.search.cpus_per_trial,
@@ -212,7 +216,8 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
             n = len(optuna.load_study(study_name=manifest.name, storage=url).trials)
             manifest, _, _ = grow_experiment(folder, space, more)
             assert manifest.options is not None
-            opts = dataclasses.replace(manifest.options, trials=more, address=address, optuna_storage=url)
+            opts = dataclasses.replace(manifest.options, trials=more, address=address, optuna_storage=url,
+                                       allow_cpu_fallback=allow_cpu_fallback)
             build_tuner(space, opts, exp, url, list(callbacks or []), blob, grow_from=n, training=training).fit()
         return finish(exp, space, url, manifest)
     finally:

@@ -114,7 +114,8 @@ def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
             scheduler = FIFOScheduler()
 
     trainable = tune.with_resources(
-        tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name, classifier, os.getcwd(), training)),
+        tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name, classifier, os.getcwd(),
+                                                         opts.allow_cpu_fallback, training)),
         {"cpu": cpus, "gpu": opts.gpus_per_trial},
     )
     root, name = exp.rstrip("/").rsplit("/", 1)
