@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 PIP := $(BIN)/pip install -q -c constraints.txt
 
-.PHONY: setup demo test test-realdata faults cluster-test bench lint viz check-install clean
+.PHONY: setup demo test test-realdata faults cluster-test postgres-test bench lint viz check-install clean
 
 # The demo needs the package alone; the tests add their checkers (pytest, ruff, mypy, and the
 # metrics' independent implementations), so `make demo` on a fresh clone installs less.
@@ -62,6 +62,12 @@ $(CLUSTER_VENV)/.installed: $(TEST_STAMP)
 
 cluster-test: $(CLUSTER_VENV)/.installed
 	$(CLUSTER_VENV)/bin/python -m pytest -q -m cluster tests/test_autoscaler.py
+
+# A study database a team shares (tests/test_postgres.py): a real PostgreSQL server, which
+# `.ci/with-postgres make postgres-test` starts (and stops); optuna-dashboard from the viz extra.
+postgres-test: $(TEST_STAMP)
+	$(PIP) -e '.[test,viz,postgres]'
+	$(BIN)/python -m pytest -q -m postgres tests/test_postgres.py
 
 # `pip install .` into an environment with another compatible torch (2.13.0) keeps that torch;
 # minutes (a second torch), so not part of .ci/run.

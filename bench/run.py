@@ -17,7 +17,9 @@ BENCHES = [
     ("metric speed", ["bench.bench_metrics"], []),
     ("converting a folder of your own images", ["bench.bench_convert"], ["--images", "2000"]),
     ("search overhead", ["bench.bench_search"], []),
-    ("quality at equal compute (the longest: ~15 min on 2 cores)", ["bench.bench_quality"], ["--images", "64000"]),
+    ("quality at equal compute (~15 min on 2 cores)", ["bench.bench_quality"], ["--images", "64000"]),
+    ("at scale: thousands of simulated trials (the longest: hours on 2 shared cores)", ["bench.bench_scale"],
+     ["--sizes", "100", "--samplers", "--no-bare", "--ask-sizes", "1000"]),
 ]
 
 

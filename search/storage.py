@@ -19,9 +19,21 @@ from typing import Any
 
 from gan_core.errors import GansearchError
 
+# The URI schemes of pyarrow's file systems, which Ray Tune writes an experiment through.
+URI_SCHEMES = ("s3", "gs", "gcs", "file", "hdfs", "viewfs", "abfs", "abfss")
+
 
 def is_uri(path: str) -> bool:
     return "://" in path
+
+
+def check_uri(flag: str, uri: str) -> str:
+    """``uri`` when its scheme is one Ray can write an experiment to, else a one-line error."""
+    scheme = uri.split("://", 1)[0].lower()
+    if scheme not in URI_SCHEMES:
+        raise GansearchError(f"{flag}: {uri}: {scheme or 'an empty'}:// is not a storage gansearch can write to; "
+                             f"give a folder, or a URI of {', '.join(s + '://' for s in URI_SCHEMES)}")
+    return uri
 
 
 def normalise(path: str | Path) -> str:

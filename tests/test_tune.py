@@ -234,6 +234,14 @@ class TestLocal:
             last = results(r.path)[-1]
             assert last["torch_threads"] == 1 and last["device"] == "cpu"
             assert last["images_seen"] == r.images_seen
+        # Each trial keeps its latest checkpoint and its best two by score (raytune/checkpoints.py).
+        for r in finished:
+            if r.trial_id == killer.trial_id:  # its retried run starts the count again
+                continue
+            reports = [res for res in results(r.path) if res.get("checkpoint_dir_name")]
+            want = {res["checkpoint_dir_name"] for res in [*sorted(reports, key=lambda res: res["score"])[:2],
+                                                           reports[-1]]}
+            assert {c.name for c in Path(r.path).glob("checkpoint_*")} == want
 
         # The Optuna study lives in the experiment folder: base point first, the NaN trial failed.
         study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{exp / 'optuna.db'}")

@@ -53,8 +53,14 @@ def run(args: argparse.Namespace) -> int:
     if args.trials is not None and args.trials < 1:
         raise GansearchError(f"--trials: must be >= 1 (trials to add), got {args.trials}")
     folder = Folder(normalise(args.experiment))
-    read_manifest(folder)  # a broken experiment is one line before Ray is imported (seconds)
+    manifest = read_manifest(folder)  # a broken experiment is one line before Ray is imported (seconds)
     read_space(folder)
+    if manifest.optuna_storage and not manifest.optuna_storage.startswith("sqlite"):
+        from search.study_db import ENV, check_reachable, resolve_stored
+
+        url = resolve_stored(manifest.optuna_storage)
+        if url:
+            check_reachable(url, ENV if url != manifest.optuna_storage else f"{folder.root}'s Optuna study")
     check_ray_version()  # before Ray starts (and before the adapter imports it)
     from search.raytune.tune import resume_search
 

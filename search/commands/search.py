@@ -7,6 +7,7 @@ from pathlib import Path
 
 from search.commands._common import check_seed, format_outcome, formatter, out_dir
 from search.experiment.manifest import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PENDING_TIMEOUT
+from search.samplers import DEFAULT_SAMPLER, SAMPLERS
 
 EXAMPLE = """example:
   gansearch search --space spaces/quick.yaml --name quick
@@ -72,6 +73,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="search two objectives with Optuna's multi-objective TPE: the score and this cost "
                         "(generator parameters, fewer is better, or training images/s, more is better), "
                         "e.g. --cost params; `review` then lists and draws the Pareto front")
+    p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
+                   help="Optuna's sampler: tpe (any space, one or two objectives), cmaes (numeric ranges, "
+                        "one objective, large budgets), gp (small budgets), random, nsga2 (two objectives, "
+                        "with --cost, large budgets); README, 'At scale', says which past what size")
+    p.add_argument("--join-study", action="store_true",
+                   help="add this search's trials to the Optuna study of this --name in --optuna-storage that "
+                        "another search (a teammate's, another cluster's) started with the same space file: "
+                        "the sampler learns from all of them, each search keeps its own trial folders")
     p.set_defaults(run=run)
 
 
@@ -97,22 +106,34 @@ def run(args: argparse.Namespace) -> int:
         raise GansearchError(f"--max-failures: must be >= -1 (-1: unlimited), got {args.max_failures}")
     if not args.storage.strip():
         raise GansearchError("--storage: empty; give a folder or an s3:// / gs:// URI")
-    from search.storage import is_uri
+    from search.storage import check_uri, is_uri
 
     if not is_uri(args.storage):
         out_dir("--storage", str(Path(args.storage) / args.name))
+    else:
+        check_uri("--storage", args.storage)
     from search.study_db import from_command
 
-    optuna_url, _ = from_command(args.optuna_storage)  # a password only through the environment
+    optuna_url, url_source = from_command(args.optuna_storage)  # a password only through the environment
     # Everything about the space is checked before Ray (or the search.raytune.tune import) starts.
     space = load_space(args.space, build_models=True)
     if args.cost and (args.scheduler or space.search.scheduler) == "pbt":
         raise GansearchError("--cost: a PBT search has no Optuna sampler to take a second objective; "
                              "use --scheduler asha or fifo")
+    from search.samplers import check_sampler
+
+    check_sampler(args.sampler, cost=args.cost, scheduler=args.scheduler or space.search.scheduler)
     if args.scheduler == "pbt" and not space.pbt_mutable():
         raise GansearchError(f"{args.space}: --scheduler pbt needs a top-level range or choice over a "
                              "key PBT may change in a running trial (optim.*, balance.*, dropout ...)")
 
+    if args.join_study and (not optuna_url or (args.scheduler or space.search.scheduler) == "pbt"):
+        raise GansearchError("--join-study: joins an Optuna study in a shared database: give --optuna-storage URL "
+                             "(or $GANSEARCH_OPTUNA_STORAGE), and a scheduler with a sampler (asha or fifo)")
+    if optuna_url and (args.scheduler or space.search.scheduler) != "pbt":
+        from search.study_db import check_reachable
+
+        check_reachable(optuna_url, url_source)  # before Ray starts and anything is written
     from search.experiment import SearchOptions
     from search.raytune import check_ray_version
 
@@ -137,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
         max_failures=args.max_failures,
         verbose=0 if args.quiet else 1,
         cost=args.cost,
+        sampler=args.sampler,
+        join_study=args.join_study,
         allow_cpu_fallback=args.allow_cpu_fallback,
     ))
     print(format_outcome(outcome), flush=True)

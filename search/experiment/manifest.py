@@ -65,6 +65,8 @@ class SearchOptions:
     verbose: int = 1
     cost: str | None = None  # a second objective for Optuna: a search/pareto.py COSTS name
     allow_cpu_fallback: bool = False  # a GPU trial whose torch cannot use CUDA trains on the CPU
+    sampler: str = "tpe"  # Optuna's sampler: a search/samplers.py SAMPLERS name (older searches: tpe)
+    join_study: bool = False  # its trials were added to a study another search started (--join-study)
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,9 @@ class Manifest:
                     (f.name == "grown" and not value):
                 continue
             out[f.name] = _plain(value)
+        for key, default in _OPTIONS_WRITTEN_IF_SET.items():
+            if out.get("options", {}).get(key, default) == default:
+                out.get("options", {}).pop(key, None)
         return out
 
     def dumps(self) -> str:
@@ -165,6 +170,9 @@ class Manifest:
 # Keys `gansearch search` writes even when null (a PBT search has no study); other null keys
 # are left out, as an older search left them out.
 _WRITTEN_AS_NULL = frozenset({"optuna_storage"})
+# Options added after the first manifests, written only when not their default, so that a search
+# using none of them writes (and an older manifest reads back to) the same file as before.
+_OPTIONS_WRITTEN_IF_SET = {"allow_cpu_fallback": False, "sampler": "tpe", "join_study": False}
 
 
 def _has(data: dict[str, Any], dotted: str) -> bool:
@@ -222,13 +230,13 @@ def _value(hint: Any, value: Any, where: str, path: str) -> Any:
             raise GansearchError(f"{where}: {path}: expected an object, got {json.dumps(value)}")
         return hint(**_parse_fields(hint, value, where, prefix=f"{path}."))
     ok = {str: isinstance(value, str), int: isinstance(value, int) and not isinstance(value, bool),
-          float: isinstance(value, (int, float)) and not isinstance(value, bool)}[hint]
+          float: isinstance(value, (int, float)) and not isinstance(value, bool), bool: isinstance(value, bool)}[hint]
     if not ok:
         raise GansearchError(f"{where}: {path}: expected {_NAMES[hint]}, got {json.dumps(value)}")
     return float(value) if hint is float else value
 
 
-_NAMES = {str: "a string", int: "an integer", float: "a number"}
+_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
 # ----------------------------------------------------------------------------- reading

@@ -6,8 +6,10 @@ One concept per module:
 
 - ``tune``: the entry points: start a search, resume or grow one, summarise it;
 - ``tuner``: the Tuner: trainable resources, searcher or PBT population, scheduler, checkpoints;
-- ``trainable``: :func:`gan_trial`, one trial in a Ray worker (gan_core.loop.train, reporting);
+- ``trainable``: :func:`gan_trial`, one trial in a Ray worker (its Training: gan_core.loop.train
+  by default; reporting);
 - ``searcher``: Ray's OptunaSearch telling the study each trial's best point and budget;
+- ``checkpoints``: which checkpoints a trial keeps (its latest and its best two);
 - ``progress``: what a search prints (status lines, Ray's noise filtered);
 - ``recovery``: what a killed driver leaves behind, put right before a resume;
 - ``cluster``: joining a cluster with the right token, trials no node can take;

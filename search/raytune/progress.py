@@ -156,6 +156,7 @@ class StatusLines(Callback):
         self.images: dict[str, int] = {}
         self.scores: dict[str, float] = {}  # trial id -> its best score
         self.ended: dict[str, TrialStatus] = {}  # trial id -> completed | stopped | failed
+        self._best: tuple[str, float] | None = None  # (trial id, score) of the best score so far
         self.running: set[str] = set()
         self.n_started = 0
 
@@ -174,10 +175,13 @@ class StatusLines(Callback):
     # ------------------------------------------------------------------ state
 
     def best(self) -> tuple[str, float] | None:
-        if not self.scores:
-            return None
-        tid = min(self.scores, key=lambda t: self.objective.key(self.scores[t]))
-        return tid, self.scores[tid]
+        """The best score so far and its trial: kept as scores arrive (a line per trial end must
+        not look at every trial of a search of thousands)."""
+        top = self.__dict__.get("_best")
+        if top is None and self.scores:  # a StatusLines pickled before it kept one
+            tid = min(self.scores, key=lambda t: self.objective.key(self.scores[t]))
+            top = self._best = (tid, self.scores[tid])
+        return top
 
     def _say(self, text: str) -> None:
         print(f"[{_clock(time.time() - self.started)}] {text}", flush=True)
@@ -220,6 +224,9 @@ class StatusLines(Callback):
         value = result.get(self.metric)
         if finite(value) and self.objective.is_better(value, self.scores.get(tid)):
             self.scores[tid] = float(value)
+            top = self.best()
+            if top is None or self.objective.is_better(value, top[1]):
+                self._best = (tid, float(value))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         tid = trial.trial_id

@@ -12,7 +12,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search.experiment import ARTIFACTS_DIR, RUN_SUBDIR, trial_folder_name
 from search.objective import Direction, Objective, finite
-from search.study_db import attach_samples, keep_newest_grid
+from search.study_db import ORIGIN_ATTR, attach_samples, keep_newest_grid
 
 
 class BudgetOptunaSearch(OptunaSearch):
@@ -29,12 +29,26 @@ class BudgetOptunaSearch(OptunaSearch):
     It relies on OptunaSearch's ``_ot_trials`` and ``_completed_trials`` (tests/test_review.py
     checks the study, so a Ray upgrade that renames them fails loudly)."""
 
-    def __init__(self, *args: Any, budget_images: int, experiment: str = "", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, budget_images: int, experiment: str = "", origin: str = "",
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.budget_images = budget_images
         self.experiment = experiment  # a local experiment folder: sample grids become artifacts
+        self.origin = origin  # the experiment (path or URI) each trial is tagged with in the study
         self.trial_dirs: dict[str, str] = {}  # trial id -> its folder on this node (progress.py fills it)
         self._points: dict[str, dict[str, Any]] = {}  # trial id -> best/last values and images
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        """OptunaSearch's, and a new Optuna trial tagged at once with its experiment and Tune trial
+        id, so that one a killed driver never got to tell can be found (study_db.fail_orphans)."""
+        new = trial_id not in self._ot_trials
+        config = super().suggest(trial_id)
+        ot_trial = self._ot_trials.get(trial_id)
+        origin = self.__dict__.get("origin", "")  # a searcher pickled by an older version has none
+        if new and ot_trial is not None and origin:
+            ot_trial.set_user_attr(ORIGIN_ATTR, origin)
+            ot_trial.set_user_attr("tune_trial_id", trial_id)
+        return config
 
     @property
     def quality(self) -> Objective:
@@ -55,6 +69,8 @@ class BudgetOptunaSearch(OptunaSearch):
         return p
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if trial_id in self._completed_trials:  # a late report of a trial already told (and let go)
+            return
         step = result.get("training_iteration", 0)
         if step > self._points.get(trial_id, {}).get("step", 0):  # a resumed trial repeats a few
             super().on_trial_result(trial_id, result)
@@ -89,8 +105,14 @@ class BudgetOptunaSearch(OptunaSearch):
             self._keep_grid(trial_id)  # the last report may come with the completion only
             attach_samples(ot_trial, self._kept_grid(trial_id), Path(self.experiment) / ARTIFACTS_DIR)
         if error or not result:
-            return super().on_trial_complete(trial_id, result, error)
-        if p.get("images", 0) < self.budget_images:
-            return super().on_trial_complete(trial_id, None, False)  # no value and no error: PRUNED
-        best = p.get("best")
-        return super().on_trial_complete(trial_id, {**result, self.quality.metric: best} if best is not None else result)
+            super().on_trial_complete(trial_id, result, error)
+        elif p.get("images", 0) < self.budget_images:
+            super().on_trial_complete(trial_id, None, False)  # no value and no error: PRUNED
+        else:
+            best = p.get("best")
+            super().on_trial_complete(trial_id, {**result, self.quality.metric: best} if best is not None else result)
+        # Told: the study has it. What is kept per trial stays bounded by the running trials, so
+        # that the searcher's state, which Tune saves again and again, does not grow with the study.
+        self._ot_trials.pop(trial_id, None)
+        self._points.pop(trial_id, None)
+        self.trial_dirs.pop(trial_id, None)

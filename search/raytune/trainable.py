@@ -1,9 +1,15 @@
 """The trainable of a search: :func:`gan_trial`, one trial in a Ray worker.
 
-It validates a trial's sampled values into the typed Config (``Space.config_for``), runs
-``gan_core.loop.train`` on the device Ray gave it, and reports every evaluation to Tune with a
-checkpoint (the loop's checkpoint.pt, metrics.jsonl and config.yaml), from which a retried,
-resumed or (PBT) cloned trial continues. A run that diverges raises :class:`TrialDiverged`.
+It validates a trial's sampled values into the typed Config (``Space.config_for``), trains it
+(:class:`GanTraining`: ``gan_core.loop.train`` on the device Ray gave it), and reports every
+evaluation to Tune with a checkpoint (the loop's checkpoint.pt, metrics.jsonl and config.yaml),
+from which a retried, resumed or (PBT) cloned trial continues. A run that diverges raises
+:class:`TrialDiverged`.
+
+What trains is the one seam (``TrialContext.training``): everything else a trial does, the
+config, the run folder, restoring a checkpoint, the reports and their costs, is this module's
+for any training. bench/bench_scale.py puts a simulated GPU there (a learning curve and a sleep)
+to measure the driver under thousands of trials.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import ray
 from ray import tune
@@ -30,6 +36,30 @@ from search.raytune.progress import quiet_worker_logs
 from search.space import PBT_RESUMABLE, Space
 
 
+@dataclass(frozen=True)
+class TrialFacts:
+    """How a trial trains, which every one of its reports carries."""
+
+    device: str  # "cpu" or "cuda"
+    torch_threads: int
+    classifier_digest: str  # the reference classifier that scores it (review checks there is one)
+    g_params: int  # the generator's parameter count (a --cost)
+
+
+class Training(Protocol):
+    """One trial's training, made in the trial's worker by ``TrialContext.training``: a class
+    (or any callable) taking ``(cfg, ctx, trial_id=, cpus=, gpu_ids=)``. :class:`GanTraining` is
+    the one a search uses; a stand-in keeps the same contract: ``facts``, and ``run`` trains
+    ``cfg`` in ``run_dir`` (resuming from the checkpoint files there), calls ``on_eval(metrics,
+    run_dir)`` at every evaluation (metrics with ``step``, ``images_seen`` and the objective's
+    metric; the checkpoint files written), ``should_stop()`` before every step and ``on_log``
+    with each log record (``images_per_s``), and returns None, or why it diverged."""
+
+    facts: TrialFacts
+
+    def run(self, run_dir: Path, *, on_eval: Any, should_stop: Any, on_log: Any) -> str | None: ...
+
+
 @dataclass
 class TrialContext:
     """What every trial needs besides its sampled values (shipped once via the object store)."""
@@ -39,6 +69,33 @@ class TrialContext:
     classifier: bytes | None = None  # the driver's reference classifier (ReferenceClassifier.to_bytes)
     cwd: str = ""  # the driver's working folder: relative data paths a trial samples mean this one
     allow_cpu_fallback: bool = False  # search/device_policy.py
+    training: Any = None  # what makes a trial's Training (see Training); None: GanTraining
+
+
+class GanTraining:
+    """A trial's training: ``gan_core.loop.train`` with the trial's evaluator, as many torch
+    threads as the trial has CPUs, on the GPU Ray gave it (the CPU only as
+    search/device_policy.py allows)."""
+
+    def __init__(self, cfg: Any, ctx: TrialContext, *, trial_id: str, cpus: float, gpu_ids: list[Any]) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, int(cpus)))  # the trial's CPUs, never the whole machine
+        node = f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+        device, note = choose_device(gpu_ids, probe_cuda(node) if gpu_ids else None, ctx.allow_cpu_fallback)
+        if note:
+            warnings.warn(f"gansearch: trial {trial_id}: {note}", RuntimeWarning, stacklevel=1)
+        self.cfg, self.device = cfg, device
+        self.evaluator = _trial_evaluator(cfg, device, ctx)
+        self.facts = TrialFacts(device, torch.get_num_threads(), self.evaluator.classifier.digest,
+                                generator_params(cfg))
+
+    def run(self, run_dir: Path, *, on_eval: Any, should_stop: Any, on_log: Any) -> str | None:
+        from gan_core.loop import Callbacks, RunStatus, train
+
+        result = train(self.cfg, run_dir, device=self.device, progress=False, evaluator=self.evaluator,
+                       callbacks=Callbacks(on_eval=on_eval, should_stop=should_stop, on_log=on_log))
+        return (result.reason or "non-finite values") if result.status is RunStatus.DIVERGED else None
 
 
 def _stage_checkpoint(run_dir: Path, stage: Path) -> Path:
@@ -82,29 +139,23 @@ def restore_checkpoint(checkpoint: Any, run_dir: Path, ctx: TrialContext, cfg: A
 
 
 def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
-    """One trial: sampled values -> Config -> gan_core.loop.train, reporting each evaluation."""
+    """One trial: sampled values -> Config -> its Training (gan_core.loop.train), reporting each
+    evaluation with a checkpoint."""
     started = time.time()
     quiet_worker_logs()
-    import torch
-
-    from gan_core.loop import Callbacks, RunStatus, train
 
     tctx = tune.get_context()
     trial_id = tctx.get_trial_id()
     cpus = tctx.get_trial_resources().required_resources.get("CPU", 1.0)
-    torch.set_num_threads(max(1, int(cpus)))  # the trial's CPUs, never the whole machine
     gpu_ids = ray.get_gpu_ids()
-    node = f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
-    device, note = choose_device(gpu_ids, probe_cuda(node) if gpu_ids else None, ctx.allow_cpu_fallback)
-    if note:
-        warnings.warn(f"gansearch: trial {trial_id}: {note}", RuntimeWarning, stacklevel=1)
     node_id = ray.get_runtime_context().get_node_id()
 
     cfg = ctx.space.config_for(trial_params(config))
     cfg.name = f"{tctx.get_experiment_name()}/{trial_id}"
     if ctx.cwd:
         absolute_data_paths(cfg.data, ctx.cwd)  # sampled paths; the base's are absolute already
-    evaluator = _trial_evaluator(cfg, device, ctx)
+    training: Training = (ctx.training or GanTraining)(cfg, ctx, trial_id=trial_id, cpus=cpus, gpu_ids=gpu_ids)
+    facts = training.facts
     trial_dir = Path(tctx.get_trial_dir())
     run_dir = trial_dir / RUN_SUBDIR
     if run_dir.exists():  # a retry on the same node: Tune's checkpoint is the truth
@@ -115,7 +166,7 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         restore_checkpoint(checkpoint, run_dir, ctx, cfg)
 
     timing = {"loop_start": 0.0, "in_report": 0.0}
-    meter, g_params = ThroughputMeter(), generator_params(cfg)  # the costs (search/pareto.py)
+    meter = ThroughputMeter()  # the images/s cost (search/pareto.py)
 
     def should_stop() -> bool:  # called before every step; the first call ends start-up
         if not timing["loop_start"]:
@@ -131,10 +182,10 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             "step": int(metrics["step"]),
             "node_id": node_id,
             "run_dir": str(run_dir),  # on its node: the driver copies the newest grid from it (progress.py)
-            "device": device,
+            "device": facts.device,
             "gpu_ids": ",".join(str(g) for g in gpu_ids),
-            "torch_threads": torch.get_num_threads(),
-            "classifier_digest": evaluator.classifier.digest,
+            "torch_threads": facts.torch_threads,
+            "classifier_digest": facts.classifier_digest,
             "trial_seed": cfg.train.seed,
             "started_at": started,
             "reported_at": t0,
@@ -142,7 +193,7 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             "report_s": timing["in_report"],
             "train_eval_s": t0 - started - startup - timing["in_report"],
             "images_per_s": meter.value(metrics["images_seen"] / max(t0 - started - timing["in_report"], 1e-9)),
-            "g_params": g_params,
+            "g_params": facts.g_params,
         }
         assert rd is not None
         # Staged outside the trial folder (whose files Ray syncs as artifacts); when Tune stops
@@ -154,10 +205,9 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             shutil.rmtree(stage, ignore_errors=True)
             timing["in_report"] += time.time() - t0
 
-    result = train(cfg, run_dir, device=device, progress=False, evaluator=evaluator,
-                   callbacks=Callbacks(on_eval=on_eval, should_stop=should_stop, on_log=meter.on_log))
-    if result.status is RunStatus.DIVERGED:
-        raise TrialDiverged(result.reason or "non-finite values")
+    diverged = training.run(run_dir, on_eval=on_eval, should_stop=should_stop, on_log=meter.on_log)
+    if diverged is not None:
+        raise TrialDiverged(diverged)
 
 
 def _trial_evaluator(cfg: Any, device: str, ctx: TrialContext) -> Any:

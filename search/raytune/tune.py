@@ -63,7 +63,16 @@ from search.raytune.trainable import TrialContext, gan_trial
 from search.raytune.tuner import build_tuner
 from search.space import Space
 from search.storage import Folder, is_uri, normalise
-from search.study_db import redact, resolve_stored, study_moved, study_url
+from search.study_db import (
+    check_study_name,
+    fail_orphans,
+    mark_study,
+    redact,
+    resolve_stored,
+    settle_sqlite,
+    study_moved,
+    study_url,
+)
 
 
 @dataclass
@@ -96,8 +105,12 @@ def init_ray(address: str | None, connect_timeout: float) -> bool:
 # ----------------------------------------------------------------------------- entry points
 
 
-def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None = None) -> SearchOutcome:
-    """Run a search and write summary.json and best_config.yaml into the experiment folder."""
+def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None = None,
+               training: Any = None) -> SearchOutcome:
+    """Run a search and write summary.json and best_config.yaml into the experiment folder.
+
+    ``callbacks``: more Tune callbacks. ``training``: what trains a trial, in place of the GAN
+    (trainable.py's Training; bench/bench_scale.py passes a simulated one); None for the GAN."""
     exp = experiment_path(opts.storage, opts.name)
     if tune.Tuner.can_restore(exp):
         raise GansearchError(f"--name: experiment {exp} exists; continue it with `gansearch resume {exp}` "
@@ -108,6 +121,10 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
     absolute_env()
     absolute_data_paths(space.base_config.data, os.getcwd())  # saved so in base.yaml: resume anywhere
     setup_output(quiet=opts.verbose == 0)
+    joined, objectives = 0, 2 if opts.cost else 1  # joined: trials in the study a --join-study search joins
+    if scheduler != "pbt" and opts.optuna_storage:  # a shared study: its errors are one line before Ray starts
+        joined = check_study_name(opts.optuna_storage, opts.name, join=opts.join_study, space_text=space.text,
+                                  objectives=objectives)
     started = init_ray(opts.address, opts.connect_timeout)  # before anything is written
     try:
         private = started and ray_address.resolve(opts.address).local  # nothing can be added to it
@@ -116,12 +133,8 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
         watch = [] if private else [cluster.PendingWatch(cpus, opts.gpus_per_trial, opts.pending_timeout)]
         clf = driver_classifier(space)
         url = study_url(exp, opts.optuna_storage)
-        if scheduler != "pbt":
-            import optuna
-
-            if opts.name in optuna.study.get_all_study_names(storage=url):
-                raise GansearchError(f"--name: the Optuna study {opts.name!r} already exists in {redact(url)} "
-                                     "(an earlier search of this name?); pick another --name")
+        if scheduler != "pbt" and not opts.optuna_storage:  # a new study in the experiment folder
+            joined = check_study_name(url, opts.name, join=False, space_text=space.text, objectives=objectives)
         manifest = Manifest(
             name=opts.name,
             space_file=space.path,
@@ -135,8 +148,11 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
             cwd=os.getcwd(),  # what relative data paths among the sampled values mean, also on resume
         )
         blob = clf.to_bytes()
-        tuner = build_tuner(space, opts, exp, url, list(callbacks or []) + watch, blob)
+        tuner = build_tuner(space, opts, exp, url, list(callbacks or []) + watch, blob, training=training,
+                            grow_from=joined)
         create_experiment(exp, space, manifest, blob)
+        if scheduler != "pbt" and not opts.join_study:
+            mark_study(url, opts.name, space.text)  # the space a search joining the study must search
         tuner.fit()
         return finish(exp, space, url if scheduler != "pbt" else None, manifest)
     finally:
@@ -146,12 +162,14 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
 
 def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = False,
                   connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, more: int = 0,
-                  allow_cpu_fallback: bool = False) -> SearchOutcome:
+                  allow_cpu_fallback: bool = False, callbacks: list[Any] | None = None,
+                  training: Any = None) -> SearchOutcome:
     """Continue an interrupted search: unfinished trials resume from their latest checkpoints,
     finished ones are kept, new ones are drawn until the trial count is reached; failed trials
     stay failed unless ``retry_failed`` (then they resume from their latest checkpoint). Then
     ``more`` trials are added, warm-started from the whole study (search/experiment/create.py).
-    A search started with ``allow_cpu_fallback`` keeps it; passing it here allows it for this resume."""
+    A search started with ``allow_cpu_fallback`` keeps it; passing it here allows it for this resume.
+    ``callbacks`` and ``training`` as for :func:`run_search` (the grown run's callbacks)."""
     exp = normalise(exp)
     folder = Folder(exp)
     manifest = read_manifest(folder)
@@ -180,7 +198,8 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
         # The classifier the search started with (an older experiment without one: the driver's).
         blob = folder.read_bytes(CLASSIFIER_FILE) or driver_classifier(space).to_bytes()
         allow_cpu_fallback = allow_cpu_fallback or manifest.options.allow_cpu_fallback
-        ctx = TrialContext(space, manifest.scheduler, blob, manifest.cwd or os.getcwd(), allow_cpu_fallback)
+        ctx = TrialContext(space, manifest.scheduler, blob, manifest.cwd or os.getcwd(), allow_cpu_fallback,
+                           training)
         trainable = tune.with_resources(
             tune.with_parameters(gan_trial, ctx=ctx),
             {"cpu": manifest.options.cpus_per_trial or space.search.cpus_per_trial,
@@ -205,7 +224,7 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
             assert manifest.options is not None
             opts = dataclasses.replace(manifest.options, trials=more, address=address, optuna_storage=url,
                                        allow_cpu_fallback=allow_cpu_fallback)
-            build_tuner(space, opts, exp, url, [], blob, grow_from=n).fit()
+            build_tuner(space, opts, exp, url, list(callbacks or []), blob, grow_from=n, training=training).fit()
         return finish(exp, space, url, manifest)
     finally:
         if started:
@@ -236,8 +255,14 @@ def finish(exp: str, space: Space, optuna_url: str | None, manifest: Manifest) -
     # Interrupted: a trial was cut off, or trials were still to come (unless the time budget
     # ended the search, which is how a time-limited search is meant to end).
     interrupted = record.count(TrialStatus.UNFINISHED) > 0 or (len(record.trials) < expected and not time_limited)
+    if optuna_url and not interrupted and manifest.name:
+        orphans = fail_orphans(optuna_url, manifest.name, exp)
+        if orphans:
+            print(f"gansearch: {orphans} Optuna trial(s) of this search were left RUNNING in the study by a driver "
+                  "stopped before Ray saved them; marked FAIL", file=sys.stderr)
     write_summary(record, best_config=best_path, interrupted=interrupted)
     if optuna_url and optuna_url.startswith("sqlite:///") and is_uri(exp):
+        settle_sqlite(Path(optuna_url[len("sqlite:///"):]))  # its write-ahead log into the file copied
         Folder(exp).upload(Path(optuna_url[len("sqlite:///"):]), OPTUNA_FILE)
     rows = sorted(record.trials, key=lambda r: r.trial_id)
     return SearchOutcome(exp, rows, best, best_path, space.objective, interrupted)

@@ -16,9 +16,11 @@ from ray import tune
 from gan_core.errors import GansearchError
 from search.experiment import POINT, SearchOptions, trial_folder_name
 from search.pareto import cost_metric
+from search.raytune.checkpoints import CheckpointRetention
 from search.raytune.progress import sampled_keys, tune_callbacks
 from search.raytune.searcher import BudgetOptunaSearch
 from search.raytune.trainable import TrialContext, gan_trial
+from search.samplers import make_sampler
 from search.space import PBT_MUTABLE_PREFIXES, ChoiceParam, FloatParam, IntParam, Space, random_draws
 from search.storage import is_uri
 from search.study_db import RedactedRDBStorage
@@ -46,9 +48,11 @@ def pbt_population(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
-                 callbacks: list[Any], classifier: bytes | None = None, grow_from: int = 0) -> Any:
+                 callbacks: list[Any], classifier: bytes | None = None, grow_from: int = 0,
+                 training: Any = None) -> Any:
     """The Tuner of a new search, or (``grow_from``: the study's trial count) of ``opts.trials``
-    more trials for a stored one: its searcher loads the same study, no point is evaluated again."""
+    more trials for a stored one: its searcher loads the same study, no point is evaluated again.
+    ``training``: what trains a trial (trainable.py's TrialContext.training; None: the GAN)."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
     from ray.tune.search import SearchAlgorithm, Searcher
 
@@ -83,19 +87,19 @@ def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
         search_alg = BasicVariantGenerator()
         trials = 1  # the grid holds the population
     else:
-        import optuna
-
         storage = RedactedRDBStorage(optuna_url)  # pickled by Ray without its password
         cost = cost_metric(opts.cost) if opts.cost else None
         search_alg = BudgetOptunaSearch(
             budget_images=space.budget.images,
             experiment="" if is_uri(exp) else exp,
+            origin=exp,
             space=space.define_by_run(opts.seed),
             metric=[objective.metric, cost.metric] if cost else objective.metric,
             mode=[objective.mode, cost.mode] if cost else objective.mode,
             points_to_evaluate=None if grow_from else space.all_points(),
-            sampler=optuna.samplers.TPESampler(seed=opts.seed + grow_from,  # new draws when grown
-                                               n_startup_trials=space.n_startup_trials(trials + grow_from)),
+            # New draws when grown, and another sequence than the study's first search when joining it.
+            sampler=make_sampler(opts.sampler, seed=opts.seed + grow_from + int(opts.join_study),
+                                 n_startup=space.n_startup_trials(trials + grow_from)),
             study_name=opts.name,
             storage=storage,
         )
@@ -111,13 +115,19 @@ def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
 
     trainable = tune.with_resources(
         tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name, classifier, os.getcwd(),
-                                                         opts.allow_cpu_fallback)),
+                                                         opts.allow_cpu_fallback, training)),
         {"cpu": cpus, "gpu": opts.gpus_per_trial},
     )
     root, name = exp.rstrip("/").rsplit("/", 1)
-    # Checkpoints are kept by score: the best `keep` of each trial, and Ray's _CheckpointManager
-    # never deletes the latest one, which a resumed or retried trial (and PBT) continues from.
-    keep = 4 if scheduler_name == "pbt" else 2
+    # Checkpoints are kept by score: the best `keep` of each trial, and the latest one, which a
+    # resumed or retried trial (and PBT) continues from. PBT's small population leaves it to Tune;
+    # otherwise checkpoints.py does it, sparing Tune's snapshot of the whole experiment per report.
+    if scheduler_name == "pbt":
+        checkpoints = tune.CheckpointConfig(num_to_keep=4, checkpoint_score_attribute=objective.metric,
+                                            checkpoint_score_order=objective.mode)
+    else:
+        checkpoints = tune.CheckpointConfig(num_to_keep=None)
+        callbacks = [*callbacks, CheckpointRetention(2, objective)]
     return tune.Tuner(
         trainable,
         param_space=param_space,
@@ -137,8 +147,7 @@ def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
             name=name,
             storage_path=root,
             failure_config=tune.FailureConfig(max_failures=opts.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=keep, checkpoint_score_attribute=objective.metric,
-                                                    checkpoint_score_order=objective.mode),
+            checkpoint_config=checkpoints,
             sync_config=tune.SyncConfig(sync_artifacts=True, sync_artifacts_on_checkpoint=False),
             log_to_file=True,
             verbose=opts.verbose,
