@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 from ray.tune.experimental.output import AirVerbosity, TuneTerminalReporter
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from search.experiment import RUN_SUBDIR, finite, trial_params
 from search.tune_recovery import ProgressCsvLog, ResultJsonLog
@@ -284,10 +283,11 @@ def tune_callbacks(user: list[Any], *, quiet: bool, trials: int, budget_images: 
                    pbt: bool = False) -> list[Any]:
     """The Tuner's callbacks: Tune's JSON (result.json, which every reader reads) and CSV loggers,
     the status lines (and a silent reporter) when quiet, the trial folders for ``trial_dirs``,
-    then the caller's. The loggers drop the rows a resumed trial's repeated reports replace
-    (search/tune_recovery.py), except under PBT, where a trial going on from another's older
-    checkpoint keeps its own history."""
-    out: list[Any] = [JsonLoggerCallback(), CSVLoggerCallback()] if pbt else [ResultJsonLog(), ProgressCsvLog()]
+    then the caller's. The loggers drop the rows a resumed trial's repeated reports replace and
+    keep the rows a PBT restart would lose (search/tune_recovery.py). PBT here is synchronous: a
+    trial takes another's checkpoint at the images it stands at itself, so its next report comes
+    after its last one and nothing of its own history is replaced."""
+    out: list[Any] = [ResultJsonLog(), ProgressCsvLog()]
     if trial_dirs is not None:
         out.append(_TrialFolders(trial_dirs))
     if quiet:

@@ -161,7 +161,16 @@ class _DropsReplacedRows:
     """What :class:`ResultJsonLog` and :class:`ProgressCsvLog` add to Tune's loggers: a report at
     or before the trial's last one logged (a resumed trial repeating reports) first drops the
     rows it replaces from the file. A subclass names the file, reads and writes its rows, and
-    says how the logger sets a trial up (``_start``) and takes a rewritten file (``_reopened``)."""
+    says how the logger sets a trial up (``_start``) and takes a rewritten file (``_reopened``).
+
+    And the file this driver writes is never replaced by the experiment folder's older copy.
+    Tune's loggers copy a trial's file back from the experiment folder each time the trial
+    (re)starts with a checkpoint (``LoggerCallback._restore_from_remote``), but the driver writes
+    the file in its staging folder and copies it to the experiment folder only every few seconds:
+    under PBT, where a trial pauses and restarts at every perturbation, and for a trial retried
+    after its worker died, the copy put back lacked the rows written since (a clean 8-report PBT
+    search lost 2 to 3 rows of each trial, among them the best score). Only a trial this driver
+    has not logged yet (a resumed search) takes the experiment folder's copy."""
 
     file_name = ""
     _trial_files: dict[Any, Any]
@@ -169,6 +178,17 @@ class _DropsReplacedRows:
     def __init__(self) -> None:
         super().__init__()
         self._last: dict[Any, int] = {}  # trial -> images_seen of its last row in the file
+
+    @property
+    def _written(self) -> set[str]:
+        """Trial ids whose file this driver process has written (kept out of __init__: a logger
+        unpickled from an older experiment's tuner.pkl has no such attribute)."""
+        return self.__dict__.setdefault("_written_ids", set())
+
+    def _restore_from_remote(self, file_name: str, trial: Any) -> None:
+        if trial.trial_id in self._written:
+            return  # ours is the newer file
+        super()._restore_from_remote(file_name, trial)  # type: ignore[misc]  # Tune's LoggerCallback
 
     def _read(self, path: Path) -> tuple[list[str], list[dict]]:
         raise NotImplementedError
@@ -200,6 +220,7 @@ class _DropsReplacedRows:
             self._trial_files[trial] = path.open("at")
             self._reopened(trial, header)
         super().log_trial_result(iteration, trial, result)  # type: ignore[misc]  # Tune's logger
+        self._written.add(trial.trial_id)
         if images is not None:
             self._last[trial] = images
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import json
 import pickle
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from ray.tune import Checkpoint, Result
@@ -88,13 +90,18 @@ def test_under_pbt_another_trials_checkpoints_are_refilled_but_never_deleted(tmp
 
 
 class _Trial:
-    """What Tune's file loggers use of a trial: its config and its folder on the driver
-    (``checkpoint`` None: nothing to bring back from storage)."""
+    """What Tune's file loggers use of a trial: its id, config, its folder on the driver and its
+    folder in the experiment (``checkpoint`` None: nothing to bring back from storage)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, stored: Path | None = None) -> None:
+        import pyarrow.fs
+
+        self.trial_id = folder.name.removeprefix("trial_")
         self.config: dict = {}
         self.local_path = str(folder)
-        self.checkpoint = None
+        self.checkpoint: Checkpoint | None = None
+        self.storage = SimpleNamespace(trial_fs_path=str(stored or folder),
+                                       storage_filesystem=pyarrow.fs.LocalFileSystem())
         folder.mkdir(parents=True)  # Tune makes it before a trial starts
 
     def init_local_path(self) -> None:
@@ -131,6 +138,42 @@ def test_reports_without_images_or_moving_forward_are_logged_as_tune_would(tmp_p
     logger.log_trial_end(trial)
     rows = [json.loads(line) for line in (tmp_path / "trial_y" / "result.json").read_text().splitlines()]
     assert [r.get("images_seen") for r in rows] == [512, 1024, None]
+
+
+@pytest.mark.parametrize("logger_class", [ResultJsonLog, ProgressCsvLog])
+def test_a_restarted_trial_keeps_the_rows_this_driver_wrote_and_a_new_driver_takes_the_stored_ones(
+        tmp_path, logger_class):
+    """Tune copies a trial's file back from the experiment folder when the trial restarts with a
+    checkpoint (every PBT perturbation); the folder's copy is the driver's of a few seconds ago."""
+    stored = tmp_path / "experiment" / "trial_p"
+    trial = _Trial(tmp_path / "staging" / "trial_p", stored)
+    logger = logger_class()
+    _log(logger, trial, 512)
+    logger.log_trial_end(trial)
+    stored.mkdir(parents=True)
+    shutil.copy(Path(trial.local_path, logger.file_name), stored / logger.file_name)  # Ray's sync
+    _log(logger, trial, 1024, 1536)  # restarted (a retry; CSV reopens its file then)
+    logger.log_trial_end(trial)
+    trial.checkpoint = Checkpoint(str(stored))
+    logger.log_trial_start(trial)  # PBT: paused at the perturbation, started again
+    logger.log_trial_result(4, trial, {"images_seen": 2048, "score": 2048.0, "pid": 1})
+    logger.log_trial_end(trial)
+    assert _logged_images(Path(trial.local_path, logger.file_name)) == [512, 1024, 1536, 2048]
+
+    resumed = _Trial(tmp_path / "staging2" / "trial_p", stored)  # a resumed search's driver
+    resumed.checkpoint = trial.checkpoint
+    fresh = logger_class()
+    fresh.log_trial_start(resumed)
+    fresh.log_trial_result(2, resumed, {"images_seen": 1024, "score": 1024.0, "pid": 2})
+    fresh.log_trial_end(resumed)
+    assert _logged_images(Path(resumed.local_path, logger.file_name)) == [512, 1024]
+
+
+def _logged_images(path: Path) -> list[int]:
+    if path.suffix == ".json":
+        return [json.loads(line)["images_seen"] for line in path.read_text().splitlines()]
+    with open(path, newline="") as f:
+        return [int(row["images_seen"]) for row in csv.DictReader(f)]
 
 
 SESSION = "2026-11-26_02-22-02"
