@@ -142,7 +142,15 @@ def _clock(seconds: float) -> str:
 
 
 class StatusLines(Callback):
-    """One line per trial event and a summary every ``every_s`` seconds (and at the end)."""
+    """One line per trial event and a summary every ``every_s`` seconds (and at the end).
+
+    A trial is counted once: PBT stops and starts its members at every perturbation (a line only
+    when its values changed), a resumed search starts its unfinished trials again (``resumed at N
+    images``), and the trials a resumed search restored finished count as done."""
+
+    values: dict[str, str]  # trial id -> the values its last start line showed
+    here: set[str]  # trials this driver started
+    adopted: bool  # the trials a resumed search restored are counted
 
     def __init__(self, *, trials: int, budget_images: int, metric: str, mode: str, shown: tuple[str, ...] = (),
                  every_s: float = 30.0) -> None:
@@ -156,6 +164,14 @@ class StatusLines(Callback):
         self.ended: dict[str, str] = {}  # trial id -> completed | stopped | failed
         self.running: set[str] = set()
         self.n_started = 0
+        self.__setstate__({})
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Also what a StatusLines pickled by an older gansearch (a resumed search's) lacks."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("values", {})
+        self.__dict__.setdefault("here", set())
+        self.__dict__.setdefault("adopted", False)
 
     # ------------------------------------------------------------------ state
 
@@ -170,6 +186,32 @@ class StatusLines(Callback):
 
     def _say(self, text: str) -> None:
         print(f"[{_clock(time.time() - self.started)}] {text}", flush=True)
+
+    def _adopt(self, trials: list[Any]) -> None:
+        """What the trials Tune restored (a resumed search) did before: their images, best
+        scores, and how the finished ones ended."""
+        if self.adopted:
+            return
+        self.adopted = True
+        for trial in trials:
+            last = getattr(trial, "last_result", None) or {}
+            if not last and str(trial.status) not in ("TERMINATED", "ERROR"):
+                continue  # not started yet
+            tid = trial.trial_id
+            self.values[tid] = self._values(trial)
+            self.n_started += 1
+            self.images[tid] = int(last.get("images_seen", 0) or 0)
+            best = ((getattr(trial, "metric_analysis", None) or {}).get(self.metric) or {}).get(self.mode)
+            if finite(best) or finite(best := last.get(self.metric)):
+                self.scores[tid] = float(best)
+            if str(trial.status) == "TERMINATED":
+                self.ended[tid] = "completed" if self.images[tid] >= self.budget else "stopped"
+            elif str(trial.status) == "ERROR":
+                self.ended[tid] = "failed"
+
+    def _values(self, trial: Any) -> str:
+        return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in trial_params(trial.config).items() if not self.shown or k in self.shown)
 
     def summary(self) -> str:
         counts = {s: sum(v == s for v in self.ended.values()) for s in ("completed", "stopped", "failed")}
@@ -192,13 +234,23 @@ class StatusLines(Callback):
               total_num_samples: int | None = None, **info: Any) -> None:
         self.started = self.last_summary = time.time()  # a resumed search's clock starts again
 
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self._adopt(trials)
+
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.running.add(trial.trial_id)
-        self.n_started += 1
-        params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in trial_params(trial.config).items()
-                          if not self.shown or k in self.shown)
-        self._say(f"trial {trial.trial_id} started ({self.n_started}/{self.trials}): {params}".rstrip(": "))
+        self._adopt(trials)
+        tid = trial.trial_id
+        self.running.add(tid)
+        values = self._values(trial)
+        if tid not in self.values:
+            self.n_started += 1
+            self._say(f"trial {tid} started ({self.n_started}/{self.trials}): {values}".rstrip(": "))
+        elif values != self.values[tid]:  # PBT gave it another member's checkpoint and new values
+            self._say(f"trial {tid} goes on with new values (PBT): {values}")
+        elif self.images.get(tid) and tid not in self.here:
+            self._say(f"trial {tid} resumed at {self.images[tid]} images")
+        self.values[tid] = values
+        self.here.add(tid)
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
                         **info: Any) -> None:

@@ -379,7 +379,20 @@ class TestLocal:
         every = [(score, tid) for tid, reps in heard.reports.items() for score in (x["score"] for x in reps)]
         best_score, best_trial = min(every)
         assert (out.best.trial_id, out.best.score) == (best_trial, best_score)
-        assert open_experiment(out.experiment_path).best().trial_id == best_trial  # what review names
+        exp = open_experiment(out.experiment_path)
+        assert exp.best().trial_id == best_trial  # what review names
+        # A member's values change when it takes another's checkpoint: the leaderboard shows and
+        # export writes the values it had at its best point, params.json holds its last ones.
+        from search.review.export import export_config
+
+        changed = 0
+        for t in exp.trials:
+            at_best = results(t.path)[t.best_index]["config"]["point"]
+            assert t.params == at_best
+            changed += at_best != json.loads((Path(t.path) / "params.json").read_text())["point"]
+            _, cfg = export_config(exp, tmp_path / f"{t.trial_id}.yaml", t.trial_id)
+            assert cfg.optim.d.lr == t.params["optim.d.lr"]
+        print(f"{changed} of 3 members ended with other values than at their best point")
 
 
 class HeardReports(Callback):
