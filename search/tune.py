@@ -38,8 +38,16 @@ from ray import tune
 
 from gan_core.config import dump_config, from_dict, to_dict
 from gan_core.errors import GansearchError
+from gan_core.io import LOCK
 from search import grow, ray_address, tune_cluster
-from search.driver import absolute_data_paths, absolute_env, driver_classifier, write_bytes
+from search.driver import (
+    absolute_data_paths,
+    absolute_env,
+    driver_classifier,
+    experiment_lock,
+    sigterm_as_ctrl_c,
+    write_bytes,
+)
 from search.experiment import (
     BASE_FILE,
     BEST_CONFIG_FILE,
@@ -66,7 +74,13 @@ from search.space import PBT_MUTABLE_PREFIXES, ChoiceParam, FloatParam, IntParam
 from search.storage import Folder, is_uri, normalise
 from search.study_db import RedactedRDBStorage, redact, resolve_stored, study_url
 from search.tune_progress import quiet_worker_logs, sampled_keys, setup_output, tune_callbacks
-from search.tune_recovery import recover_torn_state, refill_missing_checkpoints
+from search.tune_recovery import (
+    clear_unsaved_start,
+    recover_run_artifacts,
+    recover_torn_state,
+    refill_missing_checkpoints,
+    unsaved_start,
+)
 from search.tune_searcher import BudgetOptunaSearch, _trial_name_of
 
 __all__ = ["BEST_CONFIG_FILE", "SUMMARY_FILE", "SearchOptions", "SearchOutcome", "TrialDiverged",
@@ -210,6 +224,8 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         _restore(checkpoint, run_dir, ctx, cfg)
+        for line in recover_run_artifacts(trial_dir, run_dir):  # a killed driver's session left them
+            print(f"gansearch: trial {trial_id}: {line}", file=sys.stderr, flush=True)
 
     timing = {"loop_start": 0.0, "in_report": 0.0}
     meter, g_params = ThroughputMeter(), generator_params(cfg)  # the costs (search/pareto.py)
@@ -294,8 +310,10 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
                  callbacks: list[Any], classifier: bytes | None = None, grow_from: int = 0) -> Any:
     """The Tuner of a new search, or (``grow_from``: the study's trial count) of ``opts.trials``
     more trials for a stored one: its searcher loads the same study, no point is evaluated again."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
     from ray.tune.search import SearchAlgorithm, Searcher
+
+    from search.tune_schedulers import ResumableASHA, ResumablePBT, SchedulerState
 
     s = space.search
     trials = opts.trials or s.trials
@@ -314,7 +332,8 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
                                  f"keys PBT may change in a running trial ({', '.join(PBT_MUTABLE_PREFIXES)})")
         # Each member's values sit under one key ("point"): members differ in which conditional
         # keys they have, and PBT perturbs nested keys in place.
-        scheduler = PopulationBasedTraining(
+        scheduler = ResumablePBT(
+            seed=opts.seed,
             time_attr="images_seen",
             perturbation_interval=s.pbt_interval_images or 2 * space.budget.eval_every,
             hyperparam_mutations={POINT: {p.name: _tune_domain(p) for p in mutable}},
@@ -344,7 +363,7 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
             storage=storage,
         )
         if scheduler_name == "asha":
-            scheduler = ASHAScheduler(
+            scheduler = ResumableASHA(
                 time_attr="images_seen",
                 max_t=space.budget.images,
                 grace_period=space.budget.grace_images,
@@ -353,6 +372,8 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
         else:
             scheduler = FIFOScheduler()
 
+    if isinstance(scheduler, (ResumableASHA, ResumablePBT)):
+        callbacks = [*callbacks, SchedulerState(scheduler)]  # Tune saves a callback's state, not a scheduler's
     trainable = tune.with_resources(
         tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name, classifier, os.getcwd())),
         {"cpu": cpus, "gpu": opts.gpus_per_trial},
@@ -423,10 +444,11 @@ def _init_ray(address: str | None, connect_timeout: float) -> bool:
 def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None = None) -> SearchOutcome:
     """Run a search and write summary.json and best_config.yaml into the experiment folder."""
     exp = experiment_path(opts.storage, opts.name)
-    if tune.Tuner.can_restore(exp):
-        raise GansearchError(f"--name: experiment {exp} exists; continue it with `gansearch resume {exp}` "
-                             "or pick another --name")
+    _refuse_existing(exp)
     scheduler = opts.scheduler or space.search.scheduler
+    if scheduler == "pbt" and not space.pbt_mutable():
+        raise GansearchError(f"{space.path}: --scheduler pbt: no top-level range or choice over "
+                             f"keys PBT may change in a running trial ({', '.join(PBT_MUTABLE_PREFIXES)})")
     if opts.gpus_per_trial < 0 or (opts.cpus_per_trial is not None and opts.cpus_per_trial <= 0):
         raise GansearchError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     absolute_env()
@@ -434,43 +456,59 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
     setup_output(quiet=opts.verbose == 0)
     started = _init_ray(opts.address, opts.connect_timeout)  # before anything is written
     try:
-        private = started and ray_address.resolve(opts.address).local  # nothing can be added to it
-        cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else space.search.cpus_per_trial
-        tune_cluster.check_resources(cpus, opts.gpus_per_trial, private=private)
-        watch = [] if private else [tune_cluster.PendingWatch(cpus, opts.gpus_per_trial, opts.pending_timeout)]
-        clf = driver_classifier(space)
-        url = study_url(exp, opts.optuna_storage)
-        if scheduler != "pbt":
-            import optuna
+        with sigterm_as_ctrl_c():
+            return _run_new(space, opts, exp, scheduler, started, list(callbacks or []))
+    finally:
+        if started:
+            ray.shutdown()
 
-            if opts.name in optuna.study.get_all_study_names(storage=url):
-                raise GansearchError(f"--name: the Optuna study {opts.name!r} already exists in {redact(url)} "
-                                     "(an earlier search of this name?); pick another --name")
-        state = {
-            "version": 1,
-            "name": opts.name,
-            "space_file": space.path,
-            "options": {**dataclasses.asdict(opts), "optuna_storage": opts.optuna_storage and redact(opts.optuna_storage)},
-            "scheduler": scheduler,
-            "optuna_storage": None if scheduler == "pbt" else redact(url),
-            "metric": space.objective.metric,
-            "mode": space.objective.mode,
-            "created": time.time(),
-            "classifier": {"digest": clf.digest, "dataset": clf.dataset, "test_accuracy": clf.test_accuracy},
-            "cwd": os.getcwd(),  # what relative data paths among the sampled values mean, also on resume
-        }
-        blob = clf.to_bytes()
-        tuner = _build_tuner(space, opts, exp, url, list(callbacks or []) + watch, blob)
+
+def _refuse_existing(exp: str) -> None:
+    if Folder(exp).read_bytes(STATE_FILE) is not None or tune.Tuner.can_restore(exp):
+        raise GansearchError(f"--name: experiment {exp} exists; continue it with `gansearch resume {exp}` "
+                             "or pick another --name")
+
+
+def _run_new(space: Space, opts: SearchOptions, exp: str, scheduler: str, started: bool,
+             callbacks: list[Any]) -> SearchOutcome:
+    """``run_search`` once Ray is up: the checks that need it, the experiment's own files, the
+    search. gansearch.json is written last before the Tuner (which writes Ray's files): with it
+    in the folder, ``resume`` can always go on, or start over when Ray saved no trial."""
+    private = started and ray_address.resolve(opts.address).local  # nothing can be added to it
+    cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else space.search.cpus_per_trial
+    tune_cluster.check_resources(cpus, opts.gpus_per_trial, private=private)
+    watch = [] if private else [tune_cluster.PendingWatch(cpus, opts.gpus_per_trial, opts.pending_timeout)]
+    clf = driver_classifier(space)
+    url = study_url(exp, opts.optuna_storage)
+    if scheduler != "pbt":
+        import optuna
+
+        if opts.name in optuna.study.get_all_study_names(storage=url):
+            raise GansearchError(f"--name: the Optuna study {opts.name!r} already exists in {redact(url)} "
+                                 "(an earlier search of this name?); pick another --name")
+    state = {
+        "version": 1,
+        "name": opts.name,
+        "space_file": space.path,
+        "options": {**dataclasses.asdict(opts), "optuna_storage": opts.optuna_storage and redact(opts.optuna_storage)},
+        "scheduler": scheduler,
+        "optuna_storage": None if scheduler == "pbt" else redact(url),
+        "metric": space.objective.metric,
+        "mode": space.objective.mode,
+        "created": time.time(),
+        "classifier": {"digest": clf.digest, "dataset": clf.dataset, "test_accuracy": clf.test_accuracy},
+        "cwd": os.getcwd(),  # what relative data paths among the sampled values mean, also on resume
+    }
+    blob = clf.to_bytes()
+    with experiment_lock(exp):
+        _refuse_existing(exp)  # a second search of this name may have got here first
         folder = Folder(exp)
         folder.write_text(SPACE_FILE, space.text)
         folder.write_text(BASE_FILE, dump_config(space.base_config))
         write_bytes(folder, CLASSIFIER_FILE, blob)
         folder.write_text(STATE_FILE, json.dumps(state, indent=2))
-        tuner.fit()
+        _build_tuner(space, opts, exp, url, callbacks + watch, blob).fit()
         return finish(exp, space, url if scheduler != "pbt" else None, state)
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = False,
@@ -483,54 +521,79 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
     folder = Folder(exp)
     state = read_state(folder)
     space = read_space(folder)
-    url = resolve_stored(state.get("optuna_storage"))  # a redacted URL: the real one from the environment
-    for line in recover_torn_state(exp):
-        print(f"gansearch: {line}", file=sys.stderr)
-    if not tune.Tuner.can_restore(exp):
-        raise GansearchError(f"{exp}: no Ray Tune experiment state to resume")
+    if more:
+        grow.check_growable(state, more)  # before anything is touched
     missing = [k for k in ("name", "scheduler", "options") if k not in state]
     missing += [f"options.{k}" for k in ("cpus_per_trial", "gpus_per_trial") if k not in state.get("options", {})]
     if missing:
         raise GansearchError(f"{exp}/gansearch.json: no {', '.join(missing)}: not written by `gansearch search` "
                              "(is the copy complete?); cannot resume")
-    if more:
-        grow.check_growable(state, more)
-    absolute_env()
-    setup_output(quiet=False, resuming=True)
-    started = _init_ray(address, connect_timeout)
-    try:
-        # The classifier the search started with (an older experiment without one: the driver's).
-        blob = folder.read_bytes(CLASSIFIER_FILE) or driver_classifier(space).to_bytes()
+    with experiment_lock(exp):
+        for line in recover_torn_state(exp):
+            print(f"gansearch: {line}", file=sys.stderr)
+        over = unsaved_start(exp)
+        absolute_env()
+        setup_output(quiet=state["options"].get("verbose") == 0, resuming=not over)  # as `search --quiet` was
+        started = _init_ray(address, connect_timeout)
+        try:
+            with sigterm_as_ctrl_c():
+                return _resume(exp, state, space, address, retry_failed, more, start_over=over)
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def _stored_options(state: dict[str, Any], **changes: Any) -> SearchOptions:
+    """The options a search was started with (gansearch.json), with ``changes``."""
+    known = {f.name for f in dataclasses.fields(SearchOptions)}
+    return SearchOptions(**{k: v for k, v in state["options"].items() if k in known} | changes)
+
+
+def _resume(exp: str, state: dict[str, Any], space: Space, address: str | None, retry_failed: bool, more: int,
+            *, start_over: bool) -> SearchOutcome:
+    """``resume_search`` once Ray is up and the experiment is locked."""
+    folder = Folder(exp)
+    url = resolve_stored(state.get("optuna_storage"))  # a redacted URL: the real one from the environment
+    # The classifier the search started with (an older experiment without one: the driver's).
+    blob = folder.read_bytes(CLASSIFIER_FILE) or driver_classifier(space).to_bytes()
+    if start_over:
+        # Stopped before Ray saved a trial: nothing to go on with, so the search starts again as it
+        # was started (same options and seed), in the same folder, with an empty study.
+        print(f"gansearch: {exp}: the search was stopped before Ray saved any trial; starting it over",
+              file=sys.stderr)
+        clear_unsaved_start(exp, keep=(STATE_FILE, SPACE_FILE, BASE_FILE, CLASSIFIER_FILE, OPTUNA_FILE, LOCK))
+        if url is not None:
+            import optuna
+
+            if state["name"] in optuna.study.get_all_study_names(storage=url):
+                optuna.delete_study(study_name=state["name"], storage=url)
+        _build_tuner(space, _stored_options(state, address=address, optuna_storage=url), exp, url or "", [],
+                     blob).fit()
+    elif not more or grow.needs_restore(folder):
         ctx = TrialContext(space, state["scheduler"], blob, str(state.get("cwd") or os.getcwd()))
         trainable = tune.with_resources(
             tune.with_parameters(gan_trial, ctx=ctx),
             {"cpu": state["options"]["cpus_per_trial"] or space.search.cpus_per_trial,
              "gpu": state["options"]["gpus_per_trial"]},
         )
-        if not more or grow.needs_restore(folder):
-            tuner = tune.Tuner.restore(exp, trainable, resume_unfinished=True, resume_errored=retry_failed,
-                                       restart_errored=False)
-            try:
-                saved: Any = tuner.get_results()
-            except RuntimeError:  # Ray could not read the saved results: nothing to put right
-                saved = []
-            for line in refill_missing_checkpoints(saved):
-                print(f"gansearch: {line}", file=sys.stderr)
-            tuner.fit()
-        if more:
-            import optuna
+        tuner = tune.Tuner.restore(exp, trainable, resume_unfinished=True, resume_errored=retry_failed,
+                                   restart_errored=False)
+        try:
+            saved: Any = tuner.get_results()
+        except RuntimeError:  # Ray could not read the saved results: nothing to put right
+            saved = []
+        for line in refill_missing_checkpoints(saved):
+            print(f"gansearch: {line}", file=sys.stderr)
+        tuner.fit()
+    if more:
+        import optuna
 
-            assert url is not None  # only a PBT search has no study, and it cannot grow
-            n = len(optuna.load_study(study_name=state["name"], storage=url).trials)
-            state, _, _ = grow.grown_state(folder, space, more)
-            known = {f.name for f in dataclasses.fields(SearchOptions)}
-            opts = SearchOptions(**{k: v for k, v in state["options"].items() if k in known}
-                                 | {"trials": more, "address": address, "optuna_storage": url})
-            _build_tuner(space, opts, exp, url, [], blob, grow_from=n).fit()
-        return finish(exp, space, url, state)
-    finally:
-        if started:
-            ray.shutdown()
+        assert url is not None  # only a PBT search has no study, and it cannot grow
+        n = len(optuna.load_study(study_name=state["name"], storage=url).trials)
+        state, _, _ = grow.grown_state(folder, space, more)
+        opts = _stored_options(state, trials=more, address=address, optuna_storage=url)
+        _build_tuner(space, opts, exp, url, [], blob, grow_from=n).fit()
+    return finish(exp, space, url, state)
 
 
 # ----------------------------------------------------------------------------- results

@@ -13,6 +13,11 @@ leaves it empty or cut short, and Ray, finding no trial in it, silently starts t
 (the cut trials never continue). :func:`recover_torn_state` finishes that copy from Ray's own
 staging folder on this machine, or says in one line that the state is lost.
 
+A search stopped in its first moments (Ctrl-C or SIGTERM as soon as gansearch.json appears) can
+leave no Ray state, or one with no trial in it; Ray's restore then logged a traceback and ran
+its searcher on from the state pickled when the Tuner was built (1 of 3 trials, then nothing).
+:func:`unsaved_start` tells such an experiment, which ``resume`` starts over.
+
 A trial resumed from a checkpoint older than its last saved report repeats a few reports;
 :class:`ResultJsonLog` and :class:`ProgressCsvLog` (Tune's JSON and CSV loggers) then drop the
 rows a repeated report replaces, so result.json still holds each point once, in order (the rerun
@@ -41,8 +46,11 @@ from search.ray_address import session_file
 from search.storage import is_uri
 
 IMAGES = "images_seen"  # what orders a trial's reports (gan_trial reports it; ASHA's time attribute)
-# Ray Tune's state files, one set per driver session (TuneController, SearchGenerator, Searcher).
-STATE_FILES = ("experiment_state-{}.json", "search_gen_state-{}.json", "searcher-state-{}.pkl")
+# Ray Tune's state files, one set per driver session: the controller's, and those of whichever
+# search algorithm and callbacks a search has (Optuna: SearchGenerator and Searcher; PBT's
+# population: BasicVariantGenerator; callbacks with a state: search/tune_schedulers.py).
+STATE_FILES = ("experiment_state-{}.json", "search_gen_state-{}.json", "searcher-state-{}.pkl",
+               "basic-variant-state-{}.json", "callback-states-{}.pkl")
 
 
 def _intact(path: Path) -> bool:
@@ -64,13 +72,20 @@ def _intact(path: Path) -> bool:
         return False
 
 
+def _session_files(folder: Path, session: str) -> set[str]:
+    """The state files of one driver session present in ``folder``."""
+    return {name for t in STATE_FILES if (folder / (name := t.format(session))).exists()}
+
+
 def recover_torn_state(exp: str) -> list[str]:
     """Before a resume of a local experiment: if the state files of Ray's newest session are
-    empty or cut short (the driver was killed while Ray copied them in place), finish Ray's copy
-    from its staging folder (``RAY_TMP/session_*/artifacts/*/NAME/driver_artifacts``, kept on
-    this machine after a kill): the state files and the trials' result.json, progress.csv and
-    run folders, as Ray's next sync would have. Without an intact copy, a one-line error: Ray
-    would silently start the search over. Returns a line saying what was restored."""
+    empty, cut short or missing (the driver was killed while Ray copied them in place), finish
+    Ray's copy from its staging folder (``RAY_TMP/session_*/artifacts/*/NAME/driver_artifacts``,
+    kept on this machine after a kill): the state files and the trials' result.json,
+    progress.csv and run folders, as Ray's next sync would have. Without an intact copy, a
+    one-line error: Ray would silently start the search over. Which files a session has depends
+    on the search (a missing one counts only when the staging copy has it). Returns a line
+    saying what was restored."""
     if is_uri(exp):  # object stores write whole objects or nothing
         return []
     folder = Path(exp)
@@ -78,20 +93,116 @@ def recover_torn_state(exp: str) -> list[str]:
     if not states:
         return []
     session = states[-1].name[len("experiment_state-"):-len(".json")]  # Ray resumes the newest name
-    torn = [folder / t.format(session) for t in STATE_FILES if not _intact(folder / t.format(session))]
+    root = session_file().parent
+    copies = [p.parent for p in root.glob(f"session_*/artifacts/*/{folder.name}/driver_artifacts/{states[-1].name}")]
+    copies = [c for c in copies if all(_intact(c / n) for n in _session_files(c, session))]
+    staging = max(copies, key=lambda c: (c / states[-1].name).stat().st_mtime) if copies else None
+    expected = _session_files(folder, session) | (_session_files(staging, session) if staging else set())
+    torn = sorted(n for n in expected if not _intact(folder / n))
     if not torn:
         return []
-    root = session_file().parent
-    copies = [p for p in root.glob(f"session_*/artifacts/*/{folder.name}/driver_artifacts/{states[-1].name}")
-              if all(_intact(p.parent / t.format(session)) for t in STATE_FILES)]
-    names = ", ".join(p.name for p in torn)
-    if not copies:
-        raise GansearchError(f"{folder}: {names} cut short (the driver was killed while Ray was writing it) and "
+    cut = [n for n in torn if (folder / n).exists()]
+    names = "; ".join(f"{', '.join(group)} {what}" for group, what in
+                      ((cut, "cut short"), ([n for n in torn if n not in cut], "missing")) if group)
+    if staging is None:
+        raise GansearchError(f"{folder}: {names} (the driver was killed while Ray was writing it) and "
                              f"no intact copy is left in {root} on this machine: the search cannot resume where "
                              "it stopped; `gansearch review` still reads its trials")
-    staging = max(copies, key=lambda p: p.stat().st_mtime).parent
     shutil.copytree(staging, folder, dirs_exist_ok=True)
-    return [f"{names} cut short when the driver was killed; restored from Ray's staging copy {staging}"]
+    return [f"{names} when the driver was killed; restored from Ray's staging copy {staging}"]
+
+
+def unsaved_start(exp: str) -> bool:
+    """Whether Ray saved no trial of the search in ``exp``: no Tuner, no experiment state, or one
+    holding no trial. Such a search was stopped before it started anything a resume could go on
+    with (``resume`` starts it over). Trial folders with reports but no saved state (a driver
+    killed outright in its first seconds) cannot be resumed or safely removed: a one-line error."""
+    from ray import tune
+
+    from search.experiment import RESULT_FILE, trial_folders
+    from search.storage import Folder
+
+    if tune.Tuner.can_restore(exp):
+        try:
+            if tune.ExperimentAnalysis(exp).trials:
+                return False
+        except ValueError:  # "no experiment checkpoint file": Ray never saved its state
+            pass
+    folder = Folder(exp)
+    reported = [n for n in trial_folders(folder) if (folder.read_text(f"{n}/{RESULT_FILE}") or "").strip()]
+    if reported:
+        raise GansearchError(f"{exp}: Ray saved no state of its trials ({', '.join(reported[:3])}"
+                             f"{' ...' if len(reported) > 3 else ''} reported before the driver was killed), so "
+                             "the search cannot resume; `gansearch review` reads them, a new search needs another "
+                             "--name")
+    return True
+
+
+def clear_unsaved_start(exp: str, keep: tuple[str, ...]) -> None:
+    """Empty an experiment :func:`unsaved_start` found of everything but ``keep`` (what gansearch
+    wrote before Ray started: its state, space, base config, classifier, the study database, the
+    lock): Ray's Tuner and state files, trial folders that never reported, pictures, summaries."""
+    from search.storage import Folder
+
+    folder = Folder(exp)
+    for name in folder.entries():
+        if name not in keep:
+            folder.remove(name)
+
+
+def recover_run_artifacts(trial_dir: Path, run_dir: Path) -> list[str]:
+    """In a trial restored from a checkpoint: bring back into ``run_dir`` the sample grids and
+    TensorBoard event files an earlier driver session of this trial left on this node.
+
+    A trial's run folder lives in Ray's working folder on its node
+    (``RAY_TMP/session_*/artifacts/TIMESTAMP/EXPERIMENT/working_dirs/TRIAL``), which Ray copies
+    to the experiment folder when the trial stops and otherwise only every 5 minutes; a driver
+    killed outright left the grids and events since in the old session's folder, and the resumed
+    trial, in a new one, went on without them. Only a run of the same lineage is taken (its
+    metrics.jsonl begins as the checkpoint's does), and only grids up to the checkpoint's step
+    (the trial draws the later ones again); the resumed run's events purge the old files' points
+    after the checkpoint (gan_core/events.py). Returns a line saying what came back."""
+    restored = run_dir / "metrics.jsonl"
+    try:
+        lines = restored.read_text().splitlines()
+        head = lines[0]
+        step = max(int(r.get("step", 0)) for r in map(json.loads, lines) if isinstance(r, dict))
+    except (OSError, IndexError, ValueError):
+        return []
+    parts = trial_dir.parts
+    if len(parts) < 6 or parts[-2] != "working_dirs" or parts[-5] != "artifacts":
+        return []  # not Ray's layout (RAY_CHDIR_TO_TRIAL_DIR=0): nothing to look for
+    ray_tmp = Path(*parts[:-6])
+    pattern = f"session_*/artifacts/*/{parts[-3]}/working_dirs/{parts[-1]}/{run_dir.name}"
+    olds = [d for d in ray_tmp.glob(pattern) if d != run_dir and _first_line(d / "metrics.jsonl") == head]
+    if not olds:
+        return []
+    old = max(olds, key=lambda d: d.stat().st_mtime)
+    grids = [g for g in (old / "samples").glob("step-*.png")
+             if (n := _index_of_grid(g.name)) is not None and n <= step and not (run_dir / "samples" / g.name).exists()]
+    events = [e for e in old.glob("events.out.tfevents.*") if not (run_dir / e.name).exists()]
+    (run_dir / "samples").mkdir(exist_ok=True)
+    for g in grids:
+        shutil.copy2(g, run_dir / "samples" / g.name)
+    for e in events:
+        shutil.copy2(e, run_dir / e.name)
+    if not grids and not events:
+        return []
+    return [f"brought back {len(grids)} sample grids and {len(events)} TensorBoard event files up to step {step} "
+            f"from the earlier session's {old}"]
+
+
+def _first_line(path: Path) -> str | None:
+    try:
+        with path.open() as f:
+            return f.readline().rstrip("\n")
+    except OSError:
+        return None
+
+
+def _index_of_grid(name: str) -> int | None:
+    match = re.fullmatch(r"step-(\d+)\.png", name)
+    return int(match.group(1)) if match else None
 
 
 def _index(name: str) -> int | None:

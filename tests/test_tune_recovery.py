@@ -233,3 +233,55 @@ def test_whole_states_and_object_stores_are_left_alone(tmp_path, monkeypatch):
     assert recover_torn_state(str(exp)) == []
     assert not (exp / "trial_a").exists()
     assert recover_torn_state("s3://bucket/gansearch/search3") == []
+
+
+def test_a_pbt_search_has_other_state_files_and_those_it_lacks_are_not_torn(tmp_path, monkeypatch):
+    """PBT's population is a grid (BasicVariantGenerator): no searcher state, a state of its own."""
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "raytmp"))
+    exp = tmp_path / "runs" / "pbt"
+    exp.mkdir(parents=True)
+    (exp / f"experiment_state-{SESSION}.json").write_text(json.dumps({"trial_data": [], "runner_data": {}}))
+    (exp / f"basic-variant-state-{SESSION}.json").write_bytes(pickle.dumps({"counter": 3}))
+    assert recover_torn_state(str(exp)) == []
+
+
+def test_a_state_file_the_kill_left_uncopied_is_restored_from_the_staging_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "raytmp"))
+    exp = tmp_path / "runs" / "search4"
+    _state_files(exp)
+    (exp / f"searcher-state-{SESSION}.pkl").unlink()  # Ray had not copied it yet
+    staging = _staging(tmp_path / "raytmp", "search4")
+    notes = recover_torn_state(str(exp))
+    assert notes == [f"searcher-state-{SESSION}.pkl missing when the driver was killed; "
+                     f"restored from Ray's staging copy {staging}"]
+    assert (exp / f"searcher-state-{SESSION}.pkl").read_bytes() == (staging / f"searcher-state-{SESSION}.pkl").read_bytes()
+
+
+def _working_dir(ray_tmp: Path, session: str, lines: list[dict], grids: range) -> Path:
+    """A trial's run folder in Ray's working folder of one driver session, as the trial left it."""
+    run = ray_tmp / session / "artifacts" / "2026-12-05_10-00-00" / "exp" / "working_dirs" / "trial_x" / "run"
+    (run / "samples").mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    for step in grids:
+        (run / "samples" / f"step-{step:06d}.png").write_bytes(f"grid {step} of {session}".encode())
+    (run / f"events.out.tfevents.{session}").write_bytes(b"events")
+    return run
+
+
+def test_grids_and_events_a_killed_session_left_on_the_node_come_back_up_to_the_checkpoint(tmp_path):
+    from search.tune_recovery import recover_run_artifacts
+
+    history = [{"kind": "train", "step": s, "loss": s / 10} for s in range(1, 11)]
+    _working_dir(tmp_path, "session_old", history, range(0, 11, 2))  # killed after step 10
+    other = _working_dir(tmp_path / "elsewhere", "session_old", [{"kind": "train", "step": 1, "loss": 9}],
+                         range(0, 11, 2))  # another experiment's trial of the same names: never taken
+    new = _working_dir(tmp_path, "session_new", history[:6], range(0))  # resumed from step 6
+    for f in new.iterdir():
+        if f.name.startswith("events"):
+            f.unlink()
+    notes = recover_run_artifacts(new.parent, new)
+    assert len(notes) == 1 and "4 sample grids and 1 TensorBoard event files up to step 6" in notes[0]
+    assert sorted(p.name for p in (new / "samples").iterdir()) == [f"step-{s:06d}.png" for s in (0, 2, 4, 6)]
+    assert (new / "samples" / "step-000004.png").read_bytes() == b"grid 4 of session_old"
+    assert (new / "events.out.tfevents.session_old").exists()
+    assert other.exists() and recover_run_artifacts(new.parent, new) == []  # all back already

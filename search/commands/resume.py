@@ -49,8 +49,12 @@ def run(args: argparse.Namespace) -> int:
     if args.trials is not None and args.trials < 1:
         raise GansearchError(f"--trials: must be >= 1 (trials to add), got {args.trials}")
     folder = Folder(normalise(args.experiment))
-    read_state(folder)  # a broken experiment is one line before Ray is imported (seconds)
+    state = read_state(folder)  # a broken experiment is one line before Ray is imported (seconds)
     read_space(folder)
+    if args.trials:
+        from search.grow import check_growable
+
+        check_growable(state, args.trials)
     from search.tune import resume_search
 
     outcome = resume_search(args.experiment, address=args.address, retry_failed=args.retry_failed,
