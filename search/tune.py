@@ -458,9 +458,17 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
     try:
         with sigterm_as_ctrl_c():
             return _run_new(space, opts, exp, scheduler, started, list(callbacks or []))
+    except KeyboardInterrupt:  # before Ray Tune took the signal over, or a second one
+        _say_how_to_resume(exp)
+        raise
     finally:
         if started:
             ray.shutdown()
+
+
+def _say_how_to_resume(exp: str) -> None:
+    if Folder(exp).read_bytes(STATE_FILE) is not None:
+        print(f"interrupted: continue with `gansearch resume {exp}`", flush=True)
 
 
 def _refuse_existing(exp: str) -> None:
@@ -538,6 +546,9 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
         try:
             with sigterm_as_ctrl_c():
                 return _resume(exp, state, space, address, retry_failed, more, start_over=over)
+        except KeyboardInterrupt:
+            _say_how_to_resume(exp)
+            raise
         finally:
             if started:
                 ray.shutdown()

@@ -162,19 +162,17 @@ def recover_run_artifacts(trial_dir: Path, run_dir: Path) -> list[str]:
     metrics.jsonl begins as the checkpoint's does), and only grids up to the checkpoint's step
     (the trial draws the later ones again); the resumed run's events purge the old files' points
     after the checkpoint (gan_core/events.py). Returns a line saying what came back."""
-    restored = run_dir / "metrics.jsonl"
     try:
-        lines = restored.read_text().splitlines()
-        head = lines[0]
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
         step = max(int(r.get("step", 0)) for r in map(json.loads, lines) if isinstance(r, dict))
-    except (OSError, IndexError, ValueError):
+    except (OSError, ValueError):
         return []
     parts = trial_dir.parts
-    if len(parts) < 6 or parts[-2] != "working_dirs" or parts[-5] != "artifacts":
+    if not lines or len(parts) < 7 or parts[-2] != "working_dirs" or parts[-5] != "artifacts":
         return []  # not Ray's layout (RAY_CHDIR_TO_TRIAL_DIR=0): nothing to look for
     ray_tmp = Path(*parts[:-6])
     pattern = f"session_*/artifacts/*/{parts[-3]}/working_dirs/{parts[-1]}/{run_dir.name}"
-    olds = [d for d in ray_tmp.glob(pattern) if d != run_dir and _first_line(d / "metrics.jsonl") == head]
+    olds = [d for d in ray_tmp.glob(pattern) if not d.is_relative_to(Path(*parts[:-5])) and _continues(d, lines)]
     if not olds:
         return []
     old = max(olds, key=lambda d: d.stat().st_mtime)
@@ -186,18 +184,23 @@ def recover_run_artifacts(trial_dir: Path, run_dir: Path) -> list[str]:
         shutil.copy2(g, run_dir / "samples" / g.name)
     for e in events:
         shutil.copy2(e, run_dir / e.name)
-    if not grids and not events:
+    said = old / ".gansearch-recovered"  # said once: a PBT member restarts many times in a session
+    if not (grids or events) or said.exists():
         return []
+    said.touch()
     return [f"brought back {len(grids)} sample grids and {len(events)} TensorBoard event files up to step {step} "
             f"from the earlier session's {old}"]
 
 
-def _first_line(path: Path) -> str | None:
+def _continues(old: Path, lines: list[str]) -> bool:
+    """Whether the run in ``old`` is the one the restored log (``lines``, up to the checkpoint)
+    belongs to: its metrics.jsonl starts with those lines (another member's history under PBT,
+    or another experiment of the same names, does not)."""
     try:
-        with path.open() as f:
-            return f.readline().rstrip("\n")
+        with (old / "metrics.jsonl").open() as f:
+            return all(f.readline().rstrip("\n") == line for line in lines)
     except OSError:
-        return None
+        return False
 
 
 def _index_of_grid(name: str) -> int | None:

@@ -131,9 +131,18 @@ class ResumablePBT(PopulationBasedTraining):
         for key in PBT_TRIAL_FIELDS:
             if key in saved:
                 setattr(state, key, saved[key])
+        if not self._synch or trial.status != Trial.PENDING:
+            return
+        # A member that reached the population's next perturbation and stopped there to wait
+        # whose checkpoint Ray had not saved yet (the stop came while it was saving) goes back
+        # to the checkpoint it has: it reports that point again and waits then.
+        latest = trial.latest_checkpoint_result
+        at = int((latest.metrics if latest is not None else {}).get(self._time_attr, 0) or 0)
+        if at < state.last_train_time and state.last_perturbation_time < state.last_train_time:
+            state.last_train_time = state.last_perturbation_time
         # Tune requeues every unfinished trial as PENDING and starts all PENDING trials, while a
-        # member that had reached the population's next perturbation was PAUSED there, waiting
-        # for the others (it would run on and perturb past it): it waits again. Tune's add_trial
-        # files the trial under the status it has after this call (checked on Ray 2.60).
-        if self._synch and trial.status == Trial.PENDING and state.last_train_time >= self._next_perturbation_sync:
+        # member waiting at the perturbation was PAUSED there (it would run on and be perturbed
+        # past it): it waits again. Tune's add_trial files the trial under the status it has
+        # after this call (checked on Ray 2.60).
+        if state.last_train_time >= self._next_perturbation_sync:
             trial.set_status(Trial.PAUSED)

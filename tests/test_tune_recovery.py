@@ -273,8 +273,8 @@ def test_grids_and_events_a_killed_session_left_on_the_node_come_back_up_to_the_
 
     history = [{"kind": "train", "step": s, "loss": s / 10} for s in range(1, 11)]
     _working_dir(tmp_path, "session_old", history, range(0, 11, 2))  # killed after step 10
-    other = _working_dir(tmp_path / "elsewhere", "session_old", [{"kind": "train", "step": 1, "loss": 9}],
-                         range(0, 11, 2))  # another experiment's trial of the same names: never taken
+    other = _working_dir(tmp_path, "session_other", [{"kind": "train", "step": s, "loss": 9} for s in range(1, 20)],
+                         range(0, 20, 2))  # another lineage of the same names (a PBT member's donor): never taken
     new = _working_dir(tmp_path, "session_new", history[:6], range(0))  # resumed from step 6
     for f in new.iterdir():
         if f.name.startswith("events"):
@@ -284,4 +284,8 @@ def test_grids_and_events_a_killed_session_left_on_the_node_come_back_up_to_the_
     assert sorted(p.name for p in (new / "samples").iterdir()) == [f"step-{s:06d}.png" for s in (0, 2, 4, 6)]
     assert (new / "samples" / "step-000004.png").read_bytes() == b"grid 4 of session_old"
     assert (new / "events.out.tfevents.session_old").exists()
-    assert other.exists() and recover_run_artifacts(new.parent, new) == []  # all back already
+    assert not (new / "samples" / "step-000008.png").exists()  # later ones: the trial draws them again
+    shutil.rmtree(new / "samples")  # a PBT restart in this session starts from the checkpoint again
+    assert recover_run_artifacts(new.parent, new) == []  # said once
+    assert (new / "samples" / "step-000004.png").read_bytes() == b"grid 4 of session_old"
+    assert other.exists()
