@@ -77,11 +77,11 @@ def experiment_lock(exp: str) -> RunLock:
     second one is refused in one line naming the first's pid and host. An experiment on s3:// or
     gs:// has no file to lock (object stores have no locks): its lock is a folder in this
     machine's cache, which keeps a second driver out on this machine only."""
-    from gan_core.data import cache_dir
     from gan_core.io import RunLock
+    from gan_core.metrics.cache import cache_root
     from search.storage import is_uri
 
-    folder = cache_dir() / "locks" / hashlib.sha256(exp.encode()).hexdigest()[:16] if is_uri(exp) else Path(exp)
+    folder = cache_root() / "locks" / hashlib.sha256(exp.encode()).hexdigest()[:16] if is_uri(exp) else Path(exp)
     return RunLock(folder, holder="search driver", show_host=True, label=exp,
                    hint=f"one driver at a time; wait for it to end (`gansearch resume {exp}` continues a search "
                         "that was stopped)")

@@ -20,6 +20,14 @@ the driver drew: :class:`ResumablePBT` makes each choice from a generator seeded
 seed, the member and the images it stands at, so an uninterrupted and a resumed search of the
 same seed make the same choices.
 
+Ray internals used (checked against Ray 2.60): AsyncHyperBandScheduler's ``_brackets``, each
+``_Bracket._rungs`` and ``_num_stopped`` (ASHA's whole state); PopulationBasedTraining's
+``_trial_state`` (per-member ``_PBTTrialState``), ``_next_perturbation_sync``, ``_synch``,
+``_time_attr``, ``_num_perturbations``, ``_num_checkpoints`` and its ``_checkpoint_or_exploit``
+step (where all its random choices are made); and the order inside
+``TuneController.add_trial`` (the scheduler's ``on_trial_add`` runs before the trial is filed
+under its status), which lets a restored member wait PAUSED.
+
 Example::
 
     scheduler = ResumablePBT(seed=0, time_attr="images_seen", perturbation_interval=2048, ...)
