@@ -307,9 +307,11 @@ def _pbt_population(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
-                 callbacks: list[Any], classifier: bytes | None = None, grow_from: int = 0) -> Any:
+                 callbacks: list[Any], classifier: bytes | None = None, grow_from: int = 0,
+                 cwd: str | None = None) -> Any:
     """The Tuner of a new search, or (``grow_from``: the study's trial count) of ``opts.trials``
-    more trials for a stored one: its searcher loads the same study, no point is evaluated again."""
+    more trials for a stored one: its searcher loads the same study, no point is evaluated again.
+    ``cwd``: the folder the search was started in (relative sampled data paths mean that one)."""
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
     from ray.tune.search import SearchAlgorithm, Searcher
 
@@ -375,7 +377,7 @@ def _build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
     if isinstance(scheduler, (ResumableASHA, ResumablePBT)):
         callbacks = [*callbacks, SchedulerState(scheduler)]  # Tune saves a callback's state, not a scheduler's
     trainable = tune.with_resources(
-        tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name, classifier, os.getcwd())),
+        tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name, classifier, cwd or os.getcwd())),
         {"cpu": cpus, "gpu": opts.gpus_per_trial},
     )
     root, name = exp.rstrip("/").rsplit("/", 1)
@@ -567,6 +569,7 @@ def _resume(exp: str, state: dict[str, Any], space: Space, address: str | None, 
     url = resolve_stored(state.get("optuna_storage"))  # a redacted URL: the real one from the environment
     # The classifier the search started with (an older experiment without one: the driver's).
     blob = folder.read_bytes(CLASSIFIER_FILE) or driver_classifier(space).to_bytes()
+    cwd = str(state.get("cwd") or os.getcwd())
     if start_over:
         # Stopped before Ray saved a trial: nothing to go on with, so the search starts again as it
         # was started (same options and seed), in the same folder, with an empty study.
@@ -579,9 +582,9 @@ def _resume(exp: str, state: dict[str, Any], space: Space, address: str | None, 
             if state["name"] in optuna.study.get_all_study_names(storage=url):
                 optuna.delete_study(study_name=state["name"], storage=url)
         _build_tuner(space, _stored_options(state, address=address, optuna_storage=url), exp, url or "", [],
-                     blob).fit()
+                     blob, cwd=cwd).fit()
     elif not more or grow.needs_restore(folder):
-        ctx = TrialContext(space, state["scheduler"], blob, str(state.get("cwd") or os.getcwd()))
+        ctx = TrialContext(space, state["scheduler"], blob, cwd)
         trainable = tune.with_resources(
             tune.with_parameters(gan_trial, ctx=ctx),
             {"cpu": state["options"]["cpus_per_trial"] or space.search.cpus_per_trial,
@@ -603,7 +606,7 @@ def _resume(exp: str, state: dict[str, Any], space: Space, address: str | None, 
         n = len(optuna.load_study(study_name=state["name"], storage=url).trials)
         state, _, _ = grow.grown_state(folder, space, more)
         opts = _stored_options(state, trials=more, address=address, optuna_storage=url)
-        _build_tuner(space, opts, exp, url, [], blob, grow_from=n).fit()
+        _build_tuner(space, opts, exp, url, [], blob, grow_from=n, cwd=cwd).fit()
     return finish(exp, space, url, state)
 
 
