@@ -1,32 +1,47 @@
-# The two commands of the README. Both set everything up first (a venv in .venv with the pins).
+# The two commands of the README. Both set everything up first: a venv in .venv holding exactly
+# the tested versions of constraints.txt (pyproject.toml's ranges are what `pip install .` accepts
+# next to a user's own torch, Ray and Optuna).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+PIP := $(BIN)/pip install -q -c constraints.txt
 
-.PHONY: setup demo test faults cluster-test bench lint clean
+.PHONY: setup demo test test-realdata faults cluster-test bench lint viz check-install clean
 
 # The demo needs the package alone; the tests add their checkers (pytest, ruff, mypy, and the
 # metrics' independent implementations), so `make demo` on a fresh clone installs less.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e .
+	$(PIP) --upgrade pip
+	$(PIP) -e .
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[test]'
+	$(PIP) -e '.[test]'
 	touch $(TEST_STAMP)
 
 setup: $(TEST_STAMP)
+
+# The viewers of a running search (tensorboard, optuna-dashboard) in .venv.
+viz: $(STAMP)
+	$(PIP) -e '.[viz]'
 
 # The main job: search -> review -> export -> retrain -> sample grid (see README).
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
+# Runs anywhere: the MNIST it needs ships in the package; tests that need other real files
+# (marked realdata) skip unless $$GANSEARCH_DATA names them.
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -m "not faults and not cluster"
+
+# The tests on real files beyond the shipped MNIST (Fashion-MNIST): $$GANSEARCH_DATA must name a
+# folder holding MNIST/raw and FashionMNIST/raw (.ci/run points it at ../shared/data).
+test-realdata: $(TEST_STAMP)
+	@test -n "$$GANSEARCH_DATA" || { echo "make test-realdata: set GANSEARCH_DATA to a folder holding MNIST/raw and FashionMNIST/raw" >&2; exit 2; }
+	$(BIN)/python -m pytest -q -m realdata
 
 # Faults for real (tests/test_faults.py): a killed search driver and its Ray, a killed trial
 # worker, concurrent cache builders. A few minutes: a private Ray per search.
@@ -42,11 +57,16 @@ PURELIB := import sysconfig; print(sysconfig.get_paths()["purelib"])
 $(CLUSTER_VENV)/.installed: $(TEST_STAMP)
 	test -x $(CLUSTER_VENV)/bin/python || $(BIN)/python -m venv $(CLUSTER_VENV)
 	$(BIN)/python -c '$(PURELIB)' > "$$($(CLUSTER_VENV)/bin/python -c '$(PURELIB)')/gansearch-main-venv.pth"
-	$(CLUSTER_VENV)/bin/pip install -q "ray[default]==2.60.0"
+	$(CLUSTER_VENV)/bin/pip install -q -c constraints.txt "ray[default]"
 	touch $@
 
 cluster-test: $(CLUSTER_VENV)/.installed
 	$(CLUSTER_VENV)/bin/python -m pytest -q -m cluster tests/test_autoscaler.py
+
+# `pip install .` into an environment with another compatible torch (2.13.0) keeps that torch;
+# minutes (a second torch), so not part of .ci/run.
+check-install:
+	bash scripts/check_install_beside_torch.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -55,8 +55,9 @@ def main() -> int:
     import ray
     from ray.tune import Callback
 
+    from search.experiment import SearchOptions
+    from search.raytune.tune import run_search
     from search.space import parse_space
-    from search.tune import SearchOptions, run_search
 
     class Clock(Callback):
         """Driver-side start and end of every trial."""

@@ -15,6 +15,7 @@ import sys
 BENCHES = [
     ("training step throughput", ["bench.bench_train"], ["--seconds", "3"]),
     ("metric speed", ["bench.bench_metrics"], []),
+    ("converting a folder of your own images", ["bench.bench_convert"], ["--images", "2000"]),
     ("search overhead", ["bench.bench_search"], []),
     ("quality at equal compute (the longest: ~15 min on 2 cores)", ["bench.bench_quality"], ["--images", "64000"]),
 ]

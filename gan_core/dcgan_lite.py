@@ -39,18 +39,18 @@ import torch
 from torch import Tensor, nn
 
 from gan_core.config import ModelConfig
-from gan_core.models import (
+from gan_core.layers import (
     Discriminator,
     Generator,
     OutputActivation,
     Pair,
     Shape,
-    _bn2d,
-    _dropout,
-    _g_meta,
-    _meta,
-    _upsample_stages,
-    _w,
+    batch_norm_2d,
+    discriminator_meta,
+    dropout_layers,
+    generator_meta,
+    scaled,
+    upsample_stages,
 )
 
 ARCH = "dcgan-lite"
@@ -76,7 +76,7 @@ def _norm(kind: str, n: int, cfg: ModelConfig) -> list[nn.Module]:
     """A per-channel norm for (B, n, H, W): batch (Keras eps and momentum, as elsewhere),
     instance (affine), layer (GroupNorm with one group: over C, H and W), or none."""
     if kind == "batch":
-        return [_bn2d(n, cfg)]
+        return [batch_norm_2d(n, cfg)]
     if kind == "instance":
         return [nn.InstanceNorm2d(n, affine=True)]
     if kind == "layer":
@@ -109,10 +109,10 @@ def build_dcgan_lite(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
     """(G, D) of ``dcgan-lite`` for images of ``shape``; see the module docstring."""
     g_norm, d_norm, upsample = cfg.g_norm, cfg.d_norm, cfg.upsample  # checked by config.validate_model
     c, h, w = shape
-    n_up = _upsample_stages(h, w)
+    n_up = upsample_stages(h, w)
     h0, w0 = h // 2**n_up, w // 2**n_up
     g_bias = g_norm == "none"
-    c0 = _w(G_BASE, cfg.width)
+    c0 = scaled(G_BASE, cfg.width)
     g: list[nn.Module] = [
         nn.Linear(cfg.latent_dim, c0 * h0 * w0, bias=g_bias), nn.Unflatten(1, (c0, h0, w0)),
         ChannelsLast(), *_norm(g_norm, c0, cfg), _act(cfg.g_activation, cfg.leaky_slope),
@@ -122,7 +122,7 @@ def build_dcgan_lite(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
               _act(cfg.g_activation, cfg.leaky_slope)]
     prev = c0
     for i in range(n_up):
-        ch = _w(G_BASE / 2 ** (i + 1), cfg.width)
+        ch = scaled(G_BASE / 2 ** (i + 1), cfg.width)
         if upsample == "transpose":
             g.append(nn.ConvTranspose2d(prev, ch, 4, stride=2, padding=1, bias=g_bias))
         else:
@@ -135,7 +135,7 @@ def build_dcgan_lite(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
     d: list[nn.Module] = [ChannelsLast()]
     prev, sh, sw = c, h, w
     for i in range(cfg.d_depth):
-        ch = _w(G_BASE * 2 ** (i + 1 - n_up), cfg.width)  # G's channel count at this size
+        ch = scaled(G_BASE * 2 ** (i + 1 - n_up), cfg.width)  # G's channel count at this size
         # Halve while the side is > 4: k4 s2 p1 gives n/2 on even sides, k3 s2 p1 ceil(n/2) on
         # odd ones; at 4 pixels or less a k3 s1 p1 conv keeps the size.
         kernel = (3 if sh <= 4 or sh % 2 else 4, 3 if sw <= 4 or sw % 2 else 4)
@@ -144,10 +144,10 @@ def build_dcgan_lite(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
         d += [nn.Conv2d(prev, ch, kernel, stride=stride, padding=1, bias=not norm), *norm,
               _act(cfg.d_activation, cfg.leaky_slope)]
         prev, sh, sw = ch, -(-sh // stride[0]), -(-sw // stride[1])
-    d += [nn.Flatten(), *_dropout(cfg.dropout)]
-    G = Generator(nn.Sequential(*g), **_g_meta(cfg, ARCH, shape, num_classes, False))
+    d += [nn.Flatten(), *dropout_layers(cfg.dropout)]
+    G = Generator(nn.Sequential(*g), **generator_meta(cfg, ARCH, shape, num_classes, False))
     D = Discriminator(nn.Sequential(*d), nn.Sequential(nn.Linear(prev * sh * sw, 1)),
-                      **_meta(ARCH, shape, num_classes, False))
+                      **discriminator_meta(ARCH, shape, num_classes, False))
     dcgan_init(G)
     dcgan_init(D)
     return G, D

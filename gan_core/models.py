@@ -32,389 +32,37 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gan_core import seed_nets, user_arch
 from gan_core.config import ModelConfig, validate_model
+from gan_core.dcgan_lite import build_dcgan_lite
 from gan_core.errors import ConfigError
+from gan_core.layers import OUTPUT_RANGES, Discriminator, Generator, OutputActivation, Pair, Shape
 
-Shape = tuple[int, int, int]
-Pair = tuple["Generator", "Discriminator"]
+__all__ = ["ARCHITECTURES", "LATENT_DISTS", "OUTPUT_RANGES", "Discriminator", "Generator", "OutputActivation",
+           "Pair", "Shape", "build", "count_params", "estimate_flops", "flops_per_image", "from_model_range",
+           "reinitialise", "sample_latent", "spectral_normalise", "to_model_range"]
 
-OUTPUT_RANGES: dict[str, tuple[float, float]] = {
-    "sigmoid": (0.0, 1.0),
-    "stretched-sigmoid": (0.0, 1.0),
-    "tanh": (-1.0, 1.0),
-}
+
 LATENT_DISTS = ("uniform", "normal")
-KERAS_BN_EPS = 1e-3
 
 
 # ----------------------------------------------------------------------------- building blocks
 
 
-class OutputActivation(nn.Module):
-    """The generator's last non-linearity; ``stretched-sigmoid`` is seed 004's
-    clamp(sigmoid(x) * 1.2 - 0.1, 0, 1), which reaches exact black and white."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__()
-        if kind not in OUTPUT_RANGES:
-            raise ConfigError(f"model.output: {kind!r} is not one of {', '.join(OUTPUT_RANGES)}")
-        self.kind = kind
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.kind == "tanh":
-            return torch.tanh(x)
-        if self.kind == "sigmoid":
-            return torch.sigmoid(x)
-        return (torch.sigmoid(x) * 1.2 - 0.1).clamp(0.0, 1.0)
-
-    def extra_repr(self) -> str:
-        return self.kind
-
-
-def _w(n: float, width: float) -> int:
-    """A seed's unit or channel count scaled by ``width`` (rounded, at least 1)."""
-    return max(1, int(round(n * width)))
-
-
-def _act(kind: str, slope: float) -> nn.Module:
-    if kind == "relu":
-        return nn.ReLU()
-    if kind == "leaky_relu":
-        return nn.LeakyReLU(slope)
-    raise ConfigError(f"model activation: {kind!r} is not one of relu, leaky_relu")
-
-
-def _bn1d(n: int, cfg: ModelConfig) -> nn.BatchNorm1d:
-    return nn.BatchNorm1d(n, eps=KERAS_BN_EPS, momentum=1.0 - cfg.bn_momentum)
-
-
-def _bn2d(n: int, cfg: ModelConfig) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(n, eps=KERAS_BN_EPS, momentum=1.0 - cfg.bn_momentum)
-
-
-def _dropout(p: float) -> list[nn.Module]:
-    return [nn.Dropout(p)] if p > 0 else []
-
-
-def _conv_out(n: int, stride: int) -> int:
-    """Spatial size after a 'same'-padded convolution or ceil-mode pooling: ceil(n / stride)."""
-    return -(-n // stride)
-
-
-def _keras_init(module: nn.Module) -> None:
-    """Keras' defaults: Glorot-uniform kernels, zero biases (BN keeps gamma=1, beta=0)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
-def _truncated_normal_init(module: nn.Module) -> None:
-    """The conditional seed system's (004) "He et al." init: truncated normal, stddev 2/sqrt(number of weights)
-    (truncated at 2 stddev like tf.truncated_normal), zero biases."""
-    for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-            std = 2.0 / math.sqrt(m.weight.numel())
-            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
-def _label_vectors(y: Tensor | None, num_classes: int, like: Tensor) -> Tensor:
-    """(B, K) float label vectors from one-hot/mixed vectors or int class indices."""
-    if y is None:
-        raise ValueError(f"conditional model needs labels y: (B, {num_classes}) vectors or (B,) ints")
-    if y.ndim == 1:
-        if y.dtype.is_floating_point:
-            raise ValueError("labels y of shape (B,) must be integer class indices")
-        y = nn.functional.one_hot(y.long(), num_classes)
-    if y.shape != (like.shape[0], num_classes):
-        raise ValueError(f"labels y: expected shape ({like.shape[0]}, {num_classes}), got {tuple(y.shape)}")
-    return y.to(dtype=like.dtype, device=like.device)
-
-
 # ----------------------------------------------------------------------------- the two networks
-
-
-class Generator(nn.Module):
-    """z (B, latent_dim) [+ labels y] -> images (B, C, H, W) in the model range of ``output``.
-
-    Conditional generators see ``cat(y, z)`` (seed 004's order)."""
-
-    def __init__(
-        self,
-        net: nn.Sequential,
-        *,
-        arch: str,
-        latent_dim: int,
-        latent_dist: str,
-        shape: Shape,
-        output: str,
-        num_classes: int = 0,
-        conditional: bool = False,
-    ) -> None:
-        super().__init__()
-        self.net = net
-        self.arch = arch
-        self.latent_dim = latent_dim
-        self.latent_dist = latent_dist
-        self.shape = tuple(shape)
-        self.output = output
-        self.num_classes = num_classes
-        self.conditional = conditional
-
-    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        if self.conditional:
-            z = torch.cat([_label_vectors(y, self.num_classes, z), z], dim=1)
-        return self.net(z)
-
-
-class Discriminator(nn.Module):
-    """Images (B, C, H, W) [+ labels y] -> logits (B,). No sigmoid: losses take logits.
-
-    ``features`` ends in a flatten; conditional discriminators concatenate ``y`` to the
-    features before ``head`` (seed 004 injects the label at the first dense layer)."""
-
-    def __init__(
-        self,
-        features: nn.Sequential,
-        head: nn.Sequential,
-        *,
-        arch: str,
-        shape: Shape,
-        num_classes: int = 0,
-        conditional: bool = False,
-    ) -> None:
-        super().__init__()
-        self.features = features
-        self.head = head
-        self.arch = arch
-        self.shape = tuple(shape)
-        self.num_classes = num_classes
-        self.conditional = conditional
-
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        h = self.features(x)
-        if self.conditional:
-            h = torch.cat([h, _label_vectors(y, self.num_classes, h)], dim=1)
-        return self.head(h)[:, 0]
 
 
 # ----------------------------------------------------------------------------- architectures
 
 
-def _meta(arch: str, shape: Shape, num_classes: int, conditional: bool) -> dict[str, Any]:
-    return dict(arch=arch, shape=shape, num_classes=num_classes if conditional else 0,
-                conditional=conditional)
-
-
-def _g_meta(cfg: ModelConfig, arch: str, shape: Shape, num_classes: int, conditional: bool) -> dict[str, Any]:
-    return dict(_meta(arch, shape, num_classes, conditional), latent_dim=cfg.latent_dim,
-                latent_dist=cfg.latent_dist, output=cfg.output)
-
-
-def _build_mlp(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
-    """Seed 001: G dense 256, 512, 1024 (doubling; g_depth layers), each LeakyReLU then BN;
-    dense to C*H*W. D: flatten, dense 512, 256 (halving; d_depth layers), dense 1."""
-    c, h, w = shape
-    g_act = lambda: _act(cfg.g_activation, cfg.leaky_slope)  # noqa: E731
-    d_act = lambda: _act(cfg.d_activation, cfg.leaky_slope)  # noqa: E731
-    g: list[nn.Module] = []
-    prev = cfg.latent_dim
-    for i in range(cfg.g_depth):
-        units = _w(256 * 2**i, cfg.width)
-        g += [nn.Linear(prev, units), g_act(), _bn1d(units, cfg), *_dropout(cfg.g_dropout)]
-        prev = units
-    g += [nn.Linear(prev, c * h * w), nn.Unflatten(1, shape), OutputActivation(cfg.output)]
-
-    d: list[nn.Module] = [nn.Flatten()]
-    prev = c * h * w
-    for i in range(cfg.d_depth):
-        units = _w(512 / 2**i, cfg.width)
-        d += [nn.Linear(prev, units), d_act(), *_dropout(cfg.dropout)]
-        prev = units
-    G = Generator(nn.Sequential(*g), **_g_meta(cfg, "mlp", shape, num_classes, False))
-    D = Discriminator(nn.Sequential(*d), nn.Sequential(nn.Linear(prev, 1)),
-                      **_meta("mlp", shape, num_classes, False))
-    _keras_init(G)
-    _keras_init(D)
-    return G, D
-
-
-def _upsample_stages(h: int, w: int) -> int:
-    """Largest n with H and W divisible by 2**n and at least 7 pixels left (28 -> 2, 64 -> 3)."""
-    n = 0
-    while all(s % 2 ** (n + 1) == 0 and s // 2 ** (n + 1) >= 7 for s in (h, w)):
-        n += 1
-    return n
-
-
-def _build_dcgan_upsample(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
-    """Seed 002 (28x28x1) and seed 000 (64x64x3).
-
-    G: dense to (256, H/2**n, W/2**n) + BN + act, dropout, then n = min(g_depth, the most
-    halvings that leave >= 7 pixels) stages of nearest 2x upsampling + conv k5 + BN + act with
-    128 channels except 64 in the last stage (28px: 128, 64; 64px: 128, 128, 64), then
-    g_depth - n refinement convs of 32 channels, then conv k5 to C + output activation.
-    D: d_depth convs k5 'same' with 64, 128, 256, 512 ... channels, stride 2 while the
-    spatial size is > 4 (28: 14, 7, 4, 4; 64: 32, 16, 8, 4), act, dropout after all but the
-    first; flatten, dense 1.
-    """
-    c, h, w = shape
-    g_act = lambda: _act(cfg.g_activation, cfg.leaky_slope)  # noqa: E731
-    d_act = lambda: _act(cfg.d_activation, cfg.leaky_slope)  # noqa: E731
-    n_up = min(cfg.g_depth, _upsample_stages(h, w))
-    h0, w0 = h // 2**n_up, w // 2**n_up
-    c0 = _w(256, cfg.width)
-    g: list[nn.Module] = [
-        nn.Linear(cfg.latent_dim, c0 * h0 * w0), _bn1d(c0 * h0 * w0, cfg), g_act(),
-        nn.Unflatten(1, (c0, h0, w0)), *_dropout(cfg.g_dropout),
-    ]
-    prev = c0
-    for i in range(cfg.g_depth):
-        if i < n_up:
-            ch = _w(64 * 2 ** min(n_up - 1 - i, 1), cfg.width)
-            g.append(nn.Upsample(scale_factor=2, mode="nearest"))
-        else:
-            ch = _w(32, cfg.width)
-        g += [nn.Conv2d(prev, ch, 5, padding=2), _bn2d(ch, cfg), g_act()]
-        prev = ch
-    g += [nn.Conv2d(prev, c, 5, padding=2), OutputActivation(cfg.output)]
-
-    d: list[nn.Module] = []
-    prev, sh, sw = c, h, w
-    for i in range(cfg.d_depth):
-        ch = _w(64 * 2**i, cfg.width)
-        stride = (2 if sh > 4 else 1, 2 if sw > 4 else 1)
-        d += [nn.Conv2d(prev, ch, 5, stride=stride, padding=2), d_act()]
-        if i > 0:
-            d += _dropout(cfg.dropout)
-        prev, sh, sw = ch, _conv_out(sh, stride[0]), _conv_out(sw, stride[1])
-    d.append(nn.Flatten())
-    G = Generator(nn.Sequential(*g), **_g_meta(cfg, "dcgan-upsample", shape, num_classes, False))
-    D = Discriminator(nn.Sequential(*d), nn.Sequential(nn.Linear(prev * sh * sw, 1)),
-                      **_meta("dcgan-upsample", shape, num_classes, False))
-    _keras_init(G)
-    _keras_init(D)
-    return G, D
-
-
-def _require_divisible(arch: str, shape: Shape, factor: int, why: str) -> None:
-    _, h, w = shape
-    if h % factor or w % factor:
-        raise ConfigError(
-            f"model.arch: {arch} {why} needs image height and width divisible by {factor}, "
-            f"got {h}x{w} (choose another arch or depth)"
-        )
-
-
-def _build_dcgan_transpose(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
-    """Seed 003 (Fashion-MNIST).
-
-    G: dense 512 act BN, dense (64, H/4, W/4) act BN, then g_depth transposed convs k5 stride 2
-    (each doubles the size exactly): hidden ones act + BN with channels halving to 32, the last
-    to C + output activation. With g_depth = k the reshape holds 32 * 2**(k-1) channels at
-    H/2**k. D: d_depth convs k5 stride 2 'same' with 32, 64, ... channels + act, dropout,
-    flatten, dense 1.
-    """
-    c, h, w = shape
-    k = cfg.g_depth
-    _require_divisible("dcgan-transpose", shape, 2**k, f"with g_depth={k}")
-    g_act = lambda: _act(cfg.g_activation, cfg.leaky_slope)  # noqa: E731
-    d_act = lambda: _act(cfg.d_activation, cfg.leaky_slope)  # noqa: E731
-    h0, w0 = h // 2**k, w // 2**k
-    c0 = _w(32 * 2 ** (k - 1), cfg.width)
-    hidden = _w(512, cfg.width)
-    g: list[nn.Module] = [
-        nn.Linear(cfg.latent_dim, hidden), g_act(), _bn1d(hidden, cfg),
-        nn.Linear(hidden, c0 * h0 * w0), g_act(), _bn1d(c0 * h0 * w0, cfg),
-        nn.Unflatten(1, (c0, h0, w0)), *_dropout(cfg.g_dropout),
-    ]
-    prev = c0
-    for i in range(k - 1):
-        ch = _w(32 * 2 ** (k - 2 - i), cfg.width)
-        g += [nn.ConvTranspose2d(prev, ch, 5, stride=2, padding=2, output_padding=1), g_act(),
-              _bn2d(ch, cfg)]
-        prev = ch
-    g += [nn.ConvTranspose2d(prev, c, 5, stride=2, padding=2, output_padding=1),
-          OutputActivation(cfg.output)]
-
-    d: list[nn.Module] = []
-    prev, sh, sw = c, h, w
-    for i in range(cfg.d_depth):
-        ch = _w(32 * 2**i, cfg.width)
-        d += [nn.Conv2d(prev, ch, 5, stride=2, padding=2), d_act()]
-        prev, sh, sw = ch, _conv_out(sh, 2), _conv_out(sw, 2)
-    d += [*_dropout(cfg.dropout), nn.Flatten()]
-    G = Generator(nn.Sequential(*g), **_g_meta(cfg, "dcgan-transpose", shape, num_classes, False))
-    D = Discriminator(nn.Sequential(*d), nn.Sequential(nn.Linear(prev * sh * sw, 1)),
-                      **_meta("dcgan-transpose", shape, num_classes, False))
-    _keras_init(G)
-    _keras_init(D)
-    return G, D
-
-
-def _build_cgan(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
-    """Seed 004, conditional on the label vector.
-
-    G: cat(y, z) -> dense (64, H/4, W/4) act, transposed conv 32 k5 stride 4 act, then
-    g_depth - 1 transposed convs 32 k5 stride 1 act, transposed conv C k3 + stretched-sigmoid
-    (by default). D: d_depth blocks of conv k5 'same' (32, 64, ... channels) act + 2x2 max-pool,
-    flatten, cat(features, y), dense 1024 act, dropout, dense 1.
-    """
-    if num_classes <= 0:
-        raise ConfigError(
-            "model.arch: cgan needs a labelled dataset (data.name mnist, fashion, color-mnist or a "
-            "csv:PATH with a label column); this one has no labels"
-        )
-    c, h, w = shape
-    _require_divisible("cgan", shape, 4, "(one stride-4 transposed conv)")
-    g_act = lambda: _act(cfg.g_activation, cfg.leaky_slope)  # noqa: E731
-    d_act = lambda: _act(cfg.d_activation, cfg.leaky_slope)  # noqa: E731
-    c0, c1 = _w(64, cfg.width), _w(32, cfg.width)
-    g: list[nn.Module] = [
-        nn.Linear(num_classes + cfg.latent_dim, c0 * (h // 4) * (w // 4)), g_act(),
-        nn.Unflatten(1, (c0, h // 4, w // 4)), *_dropout(cfg.g_dropout),
-        nn.ConvTranspose2d(c0, c1, 5, stride=4, padding=1, output_padding=1), g_act(),
-    ]
-    for _ in range(cfg.g_depth - 1):
-        g += [nn.ConvTranspose2d(c1, c1, 5, stride=1, padding=2), g_act()]
-    g += [nn.ConvTranspose2d(c1, c, 3, stride=1, padding=1), OutputActivation(cfg.output)]
-
-    d: list[nn.Module] = []
-    prev, sh, sw = c, h, w
-    for i in range(cfg.d_depth):
-        ch = _w(32 * 2**i, cfg.width)
-        d += [nn.Conv2d(prev, ch, 5, padding=2), d_act(), nn.MaxPool2d(2, ceil_mode=True)]
-        prev, sh, sw = ch, _conv_out(sh, 2), _conv_out(sw, 2)
-    d.append(nn.Flatten())
-    fc = _w(1024, cfg.width)
-    head = nn.Sequential(nn.Linear(prev * sh * sw + num_classes, fc), d_act(), *_dropout(cfg.dropout),
-                         nn.Linear(fc, 1))
-    G = Generator(nn.Sequential(*g), **_g_meta(cfg, "cgan", shape, num_classes, True))
-    D = Discriminator(nn.Sequential(*d), head, **_meta("cgan", shape, num_classes, True))
-    _truncated_normal_init(G)
-    _truncated_normal_init(D)
-    return G, D
-
-
-def _build_dcgan_lite(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
-    """A DCGAN sized for CPUs and wide searches; it lives in ``gan_core.dcgan_lite`` (imported
-    here, not at the top: it builds on this module's blocks)."""
-    from gan_core.dcgan_lite import build_dcgan_lite
-
-    return build_dcgan_lite(cfg, shape, num_classes)
-
-
 Builder = Callable[[ModelConfig, Shape, int], Pair]
 
 ARCHITECTURES: dict[str, Builder] = {
-    "mlp": _build_mlp,
-    "dcgan-upsample": _build_dcgan_upsample,
-    "dcgan-transpose": _build_dcgan_transpose,
-    "cgan": _build_cgan,
-    "dcgan-lite": _build_dcgan_lite,
+    "mlp": seed_nets.build_mlp,
+    "dcgan-upsample": seed_nets.build_dcgan_upsample,
+    "dcgan-transpose": seed_nets.build_dcgan_transpose,
+    "cgan": seed_nets.build_cgan,
+    "dcgan-lite": build_dcgan_lite,
 }
 
 
@@ -429,7 +77,10 @@ def build(cfg: ModelConfig, shape: Sequence[int], num_classes: int) -> tuple[Gen
     if len(shape) != 3 or any(int(s) < 1 for s in shape):
         raise ConfigError(f"data: image shape must be (C, H, W) with positive sizes, got {tuple(shape)}")
     c, h, w = (int(s) for s in shape)
-    G, D = ARCHITECTURES[cfg.arch](cfg, (c, h, w), int(num_classes))
+    if ":" in cfg.arch:  # an import path: the user's own (G, D), checked against the contract
+        G, D = user_arch.build(cfg, (c, h, w), int(num_classes))
+    else:
+        G, D = ARCHITECTURES[cfg.arch](cfg, (c, h, w), int(num_classes))
     if cfg.init != "original":
         reinitialise(G, cfg.init)
         reinitialise(D, cfg.init)

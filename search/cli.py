@@ -11,31 +11,13 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
-import re
 import sys
 from typing import NoReturn
 
 from gan_core.errors import GansearchError
+from search.help_format import HelpFormatter
 
 COMMANDS = ("train", "sample", "score", "classifier", "search", "resume", "review", "retrain", "explore")
-
-_LITERAL = re.compile(r"``([^`]+)``")
-
-
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Raw descriptions without docstring markup; a default is shown only when it says something
-    the help text does not already say (not None, not a flag's False, not a second "default")."""
-
-    def _format_text(self, text: str) -> str:
-        return super()._format_text(_LITERAL.sub(r"\1", text))
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        if (action.default is None or action.default is False or action.default == argparse.SUPPRESS
-                or "default" in text or "%(default)" in text or not action.option_strings):
-            return text
-        return super()._get_help_string(action)
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit 2, as for every other bad input
@@ -47,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gansearch",
         description="Find good GANs by distributed hyperparameter search.",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         epilog="example:\n  gansearch train --preset mnist-dcgan --out runs/dcgan --steps 500",
     )
     from search import __version__

@@ -29,12 +29,17 @@ from typing import Any
 
 from gan_core.config import dump_config
 from gan_core.errors import GansearchError
-from search.experiment import BestPoint, Experiment, best_report, finite
+from search.experiment import (
+    CONFIRM_DIR,
+    CONFIRM_FILE,
+    CONFIRMED_CONFIG,
+    BestPoint,
+    Experiment,
+    TrialStatus,
+    best_report,
+)
+from search.objective import Objective, finite
 from search.storage import is_uri
-
-CONFIRM_FILE = "confirm.json"
-CONFIRM_DIR = "confirm"
-CONFIRMED_CONFIG = "confirmed_config.yaml"  # the best mean's config, as best_config.yaml is the search's best
 
 
 def confirm_seed(trial_id: str, i: int) -> int:
@@ -83,8 +88,7 @@ class Confirmed:
 
 @dataclass
 class ConfirmReport:
-    metric: str
-    mode: str
+    objective: Objective
     configs: list[Confirmed]  # best mean first; configs with no finite score last
     config_path: str | None = None  # confirmed_config.yaml, written when a config scored
 
@@ -93,7 +97,7 @@ class ConfirmReport:
         return self.configs[0] if self.configs and self.configs[0].mean is not None else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"metric": self.metric, "mode": self.mode, "best": self.best.trial_id if self.best else None,
+        return {"metric": self.objective.metric, "mode": self.objective.mode, "best": self.best.trial_id if self.best else None,
                 "config": self.config_path, "configs": [c.to_json() for c in self.configs]}
 
 
@@ -104,19 +108,20 @@ def runs_root(exp: Experiment) -> Path:
     return Path(exp.path) / CONFIRM_DIR
 
 
-def _run_score(run_dir: Path, metric: str, mode: str) -> tuple[float | None, int]:
-    """A run's best evaluation of ``metric`` and its images, from its metrics.jsonl (so a run
+def _run_score(run_dir: Path, objective: Objective) -> tuple[float | None, int]:
+    """A run's best evaluation of the objective and its images, from its metrics.jsonl (so a run
     finished by an earlier call is scored without training again)."""
     from gan_core.io import read_jsonl
+    from gan_core.loop import RunStatus
 
     records = read_jsonl(run_dir / "metrics.jsonl")
     evals = [r for r in records if r.get("kind") == "eval"]
     ends = [r for r in records if r.get("kind") == "end"]
-    if ends and ends[-1].get("status") == "diverged":
+    if ends and ends[-1].get("status") == RunStatus.DIVERGED:
         return None, int(ends[-1].get("images_seen", 0) or 0)
-    i = best_report(evals, metric, mode)
+    i = best_report(evals, objective)
     images = max((int(r.get("images_seen", 0) or 0) for r in records), default=0)
-    return (float(evals[i][metric]) if i is not None else None), images
+    return (float(evals[i][objective.metric]) if i is not None else None), images
 
 
 def confirm(exp: Experiment, k: int, seeds: int = 3, *, device: str = "auto",
@@ -153,14 +158,13 @@ def confirm(exp: Experiment, k: int, seeds: int = 3, *, device: str = "auto",
                 say(f"confirm: interrupted after {result.images_seen} of {cfg.train.images} images; nothing "
                     f"counted or written (the same --confirm again resumes {run_dir})")
                 raise KeyboardInterrupt
-            score, images = _run_score(run_dir, exp.metric, exp.mode)
+            score, images = _run_score(run_dir, exp.objective)
             row.seeds.append(seed)
             row.scores.append(score)
             row.images.append(images)
         configs.append(row)
-    sign = 1.0 if exp.mode == "min" else -1.0
-    configs.sort(key=lambda c: (c.mean is None, sign * (c.mean or 0.0), c.trial_id))
-    report = ConfirmReport(exp.metric, exp.mode, configs)
+    configs.sort(key=lambda c: (c.mean is None, exp.objective.key(c.mean or 0.0), c.trial_id))
+    report = ConfirmReport(exp.objective, configs)
     if report.best is not None:
         win = report.best
         cfg = apply_overrides(bases[win.trial_id], [])  # a copy
@@ -193,14 +197,15 @@ def read_marks(exp: Experiment) -> dict[str, str]:
 def format_report(report: ConfirmReport) -> str:
     """The confirmation table: each config's mean and spread over the further seeds, best first."""
     n = max((len(c.seeds) for c in report.configs), default=0)
-    lines = [f"confirmed on {n} further seeds at the full budget ({report.metric}, {report.mode}; "
+    lines = [f"confirmed on {n} further seeds at the full budget ({report.objective.metric}, "
+             f"{report.objective.direction}; "
              "mean ± sd of each run's best evaluation; the search's own score is not averaged in):"]
     lines.append(f"  {'trial':<10} {'mean':>9} {'sd':>8} {'search':>9}  per seed")
     for c in report.configs:
         mean = f"{c.mean:.4g}" if c.mean is not None else "-"
         sd = f"{c.sd:.2g}" if c.sd is not None else "-"
         found = f"{c.search_score:.4g}" if c.search_score is not None else "-"
-        each = ", ".join(f"{s:.4g}" if s is not None else "diverged" for s in c.scores)
+        each = ", ".join(f"{s:.4g}" if s is not None else str(TrialStatus.DIVERGED) for s in c.scores)
         lines.append(f"  {c.trial_id:<10} {mean:>9} {sd:>8} {found:>9}  {each}")
     if report.best is not None:
         lines.append(f"best on the mean: trial {report.best.trial_id} ({report.best.mark()}); its config: "

@@ -323,13 +323,13 @@ def resolve_run(path: str | Path) -> Path:
     if p.is_file() or (p / "checkpoint.pt").exists():
         return p
     if p.is_dir() and (any(p.glob("checkpoint_*/checkpoint.pt")) or (p / "run" / "checkpoint.pt").exists()):
-        from search.experiment import STATE_FILE, local_checkpoint, read_trial
+        from search.experiment import STATE_FILE, Manifest, local_checkpoint, read_manifest, read_trial
         from search.storage import Folder
 
         parent = Folder(p.parent)
-        state = parent.read_json(STATE_FILE) or {}  # a trial folder alone: the default objective
-        trial = read_trial(parent, p.name, metric=str(state.get("metric") or "score"),
-                           mode=str(state.get("mode") or "min"), budget=None)
+        # A trial folder alone (no experiment around it) ranks its reports by the default objective.
+        manifest = read_manifest(parent) if parent.read_bytes(STATE_FILE) is not None else Manifest()
+        trial = read_trial(parent, p.name, objective=manifest.objective(), budget=None)
         found = local_checkpoint(trial, p)  # a local folder: nothing is downloaded
         if found is not None:
             return found

@@ -22,24 +22,25 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gan_core.errors import GansearchError
+from search.objective import Direction, Objective, finite
 
 if TYPE_CHECKING:
     from gan_core.config import Config
-    from search.experiment import Experiment
+    from search.experiment import Experiment, TrialStatus
 
-# --cost name -> (the metric a trial reports, its direction, how a person reads it)
-COSTS: dict[str, tuple[str, str, str]] = {
-    "params": ("g_params", "min", "generator parameters"),
-    "images_per_s": ("images_per_s", "max", "training images per second"),
+# --cost name -> (the metric a trial reports and its direction, how a person reads it)
+COSTS: dict[str, tuple[Objective, str]] = {
+    "params": (Objective("g_params", Direction.MIN), "generator parameters"),
+    "images_per_s": (Objective("images_per_s", Direction.MAX), "training images per second"),
 }
 
 
-def cost_metric(name: str) -> tuple[str, str]:
-    """(reported metric, mode) of a ``--cost`` name; a bad name is one line listing the choices."""
+def cost_metric(name: str) -> Objective:
+    """The reported metric and its direction of a ``--cost`` name; a bad name is one line listing
+    the choices."""
     if name not in COSTS:
         raise GansearchError(f"--cost: {name!r} is not one of {', '.join(COSTS)}")
-    metric, mode, _ = COSTS[name]
-    return metric, mode
+    return COSTS[name][0]
 
 
 def generator_params(cfg: Config) -> int:
@@ -79,51 +80,48 @@ class Point:
     trial_id: str
     quality: float  # the objective at the trial's best point
     cost: float  # the cost metric in that report
-    status: str
+    status: TrialStatus
 
 
 def collect(exp: Experiment, cost: str) -> list[Point]:
     """Every finished trial with a finite score and cost, at its best point (what it is ranked by)."""
-    from search.experiment import finite
-
-    metric, _ = cost_metric(cost)
+    metric = cost_metric(cost).metric
     out = []
     for t in exp.trials:
         if not t.status.finished or not finite(t.score):
             continue
         value = t.best_result.get(metric, t.last.get(metric))
         if finite(value):
-            out.append(Point(t.trial_id, float(t.score), float(value), str(t.status)))
+            out.append(Point(t.trial_id, float(t.score), float(value), t.status))
     return out
 
 
-def front(points: list[Point], quality_mode: str = "min", cost_mode: str = "min") -> list[Point]:
+def front(points: list[Point], quality: Objective, cost: Objective) -> list[Point]:
     """The non-dominated points, cheapest first: no other point is at least as good on both
     objectives and better on one."""
-    qs = 1.0 if quality_mode == "min" else -1.0
-    cs = 1.0 if cost_mode == "min" else -1.0
 
     def dominates(a: Point, b: Point) -> bool:
-        aq, ac, bq, bc = qs * a.quality, cs * a.cost, qs * b.quality, cs * b.cost
+        aq, ac, bq, bc = quality.key(a.quality), cost.key(a.cost), quality.key(b.quality), cost.key(b.cost)
         return aq <= bq and ac <= bc and (aq < bq or ac < bc)
 
     out = [p for p in points if not any(dominates(o, p) for o in points if o is not p)]
-    return sorted(out, key=lambda p: (cs * p.cost, qs * p.quality, p.trial_id))
+    return sorted(out, key=lambda p: (cost.key(p.cost), quality.key(p.quality), p.trial_id))
 
 
 def pareto(exp: Experiment, cost: str) -> tuple[list[Point], list[Point]]:
     """(all points, the front) of an experiment for ``cost``."""
     points = collect(exp, cost)
-    return points, front(points, exp.mode, cost_metric(cost)[1])
+    return points, front(points, exp.objective, cost_metric(cost))
 
 
 def format_front(exp: Experiment, cost: str) -> str:
     """The front as review prints it: one line per non-dominated trial, cheapest first."""
     points, best = pareto(exp, cost)
-    metric, mode, label = COSTS[cost]
+    objective, label = COSTS[cost]
+    metric = objective.metric
     if not best:
         return f"Pareto front ({exp.metric} vs {metric}): no finished trial reported {metric}"
-    lines = [f"Pareto front ({exp.metric} {exp.mode} vs {label}, {metric} {mode}): "
+    lines = [f"Pareto front ({exp.metric} {exp.objective.direction} vs {label}, {metric} {objective.direction}): "
              f"{len(best)} of {len(points)} trials"]
     for p in best:
         lines.append(f"  {p.trial_id}  {exp.metric} {p.quality:.4g}  {metric} {p.cost:.4g}  ({p.status})")

@@ -1,12 +1,12 @@
 """Files in a local folder or under an s3:// / gs:// / file:// URI, read and written the same way.
 
 Local paths go through the OS (writes are atomic); URIs through pyarrow's filesystem, the one
-Ray Tune writes them with. search/experiment.py reads and writes experiment folders with it.
+Ray Tune writes them with. search/experiment/ reads and writes experiment folders with it.
 
 Example::
 
     folder = Folder("s3://bucket/gansearch/quick")
-    state = folder.read_json("gansearch.json")
+    summary = folder.read_json("summary.json")
 """
 
 from __future__ import annotations
@@ -135,15 +135,19 @@ class Folder:
 
     def write_text(self, rel: str, text: str) -> str:
         """Write ``rel`` (atomically when local); returns where it went."""
-        if not is_uri(self.root):
-            from gan_core.io import atomic_write_text
+        return self.write_bytes(rel, text.encode())
 
-            atomic_write_text(Path(self._rel(rel)), text)
+    def write_bytes(self, rel: str, data: bytes) -> str:
+        """Write ``rel`` (atomically when local); returns where it went."""
+        if not is_uri(self.root):
+            from gan_core.io import atomic_write_bytes
+
+            atomic_write_bytes(Path(self._rel(rel)), data)
             return self._rel(rel)
         fs, base = self._fs()
         fs.create_dir(base, recursive=True)
         with fs.open_output_stream(self._rel(rel)) as f:
-            f.write(text.encode())
+            f.write(data)
         return f"{self.root}/{rel}"
 
     def download(self, rel: str, dest: Path) -> Path | None:

@@ -10,10 +10,10 @@ object Ray pickles into the experiment folder with the searcher's state. ``resum
 
 Example::
 
-    url, source = from_command(args.optuna_storage)      # flag, else $GANSEARCH_OPTUNA_STORAGE
-    state["optuna_storage"] = redact(url)                # postgresql://gs:***@db/studies
-    url = resolve_stored(state["optuna_storage"])        # the real URL, from the variable
-    study = open_study(exp, tmp)                         # what review reads (a copy of SQLite)
+    url, source = from_command(args.optuna_storage)   # flag, else $GANSEARCH_OPTUNA_STORAGE
+    stored = redact(url)           # what gansearch.json keeps: postgresql://gs:***@db/studies
+    url = resolve_stored(stored)   # the real URL, from the variable
+    study = open_study(exp, tmp)   # what review reads (a copy of SQLite)
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from search.experiment import OPTUNA_FILE, Experiment
 from search.storage import is_uri
 
 ENV = "GANSEARCH_OPTUNA_STORAGE"
-ARTIFACTS = "optuna-artifacts"  # the sample grids attached to the study's trials
 HIDDEN = "***"
 
 
@@ -120,7 +119,7 @@ def keep_newest_grid(samples: list[Path], keep: Path) -> None:
 
 def attach_samples(trial: optuna.Trial, keep: Path, store: Path) -> str | None:
     """Attach the sample grid kept in ``keep`` to a running Optuna trial as an artifact in ``store``
-    (the experiment's ARTIFACTS folder), so optuna-dashboard shows it next to the trial's score
+    (the experiment's ARTIFACTS_DIR, search/experiment/layout.py), so optuna-dashboard shows it next to the trial's score
     (``optuna-dashboard URL --artifact-dir EXPERIMENT/optuna-artifacts``). The artifact id, or
     None when the trial has no grid (it ran on another node's disk, or drew none)."""
     grids = sorted(keep.glob("step-*.png")) if keep.is_dir() else []
@@ -155,15 +154,15 @@ def open_study(exp: Experiment, tmp: Path) -> optuna.Study | None:
         for suffix in ("-wal", "-shm"):
             exp.folder.download(OPTUNA_FILE + suffix, tmp / (OPTUNA_FILE + suffix))
         url = f"sqlite:///{copy}"
-    elif exp.state.get("optuna_storage") and not str(exp.state["optuna_storage"]).startswith("sqlite"):
-        url = resolve_stored(str(exp.state["optuna_storage"]))  # redacted: the real URL is in the environment
+    elif exp.manifest.optuna_storage and not exp.manifest.optuna_storage.startswith("sqlite"):
+        url = resolve_stored(exp.manifest.optuna_storage)  # redacted: the real URL is in the environment
     if url is None:
         return None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.RDBStorage(url, skip_table_creation=True) if url.startswith("sqlite") \
         else optuna.storages.RDBStorage(url)
     names = optuna.study.get_all_study_names(storage)
-    name = exp.state.get("name") if exp.state.get("name") in names else (names[0] if len(names) == 1 else None)
+    name = exp.manifest.name if exp.manifest.name in names else (names[0] if len(names) == 1 else None)
     if name is None:
         return None
     return optuna.load_study(study_name=name, storage=storage)

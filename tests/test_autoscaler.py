@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import ray_hooks
 from tests.cluster_config import (
     FAKE_HEAD_NODE_ID,
     FakeCluster,
@@ -108,15 +109,25 @@ def test_autoscaler_adds_gpu_workers_for_the_search_and_releases_them(cluster, t
                                     stdout=obs_out, stderr=subprocess.DEVNULL, start_new_session=True)
         cluster.pids.add(observer.pid)
         try:
-            # The README's command, with a tiny space and budget.
+            # The README's command, with a tiny space and budget; the logical GPUs have no CUDA
+            # behind them (--allow-cpu-fallback). The trials wait inside their training until all
+            # four are there (tests/ray_hooks.py, installed in the job's workers): two GPU workers
+            # are then needed whatever the speed of the machine against the autoscaler's clock.
+            barrier = tmp_path / "barrier"
+            barrier.mkdir()
+            ray_hooks.arm(barrier, TRIALS)
+            hook = {"worker_process_setup_hook": "tests.ray_hooks.setup",
+                    "env_vars": {ray_hooks.BARRIER_ENV: str(barrier)}}
             job = subprocess.run(
-                ray_cli("job", "submit", "--address", cluster.dashboard, "--", "gansearch", "search",
+                ray_cli("job", "submit", "--address", cluster.dashboard, "--runtime-env-json", json.dumps(hook),
+                        "--", "gansearch", "search",
                         "--space", str(space), "--name", "scaled", "--address", "auto", "--storage", str(storage),
                         "--gpus-per-trial", "0.5", "--cpus-per-trial", "1", "--max-concurrent", str(TRIALS),
-                        "--trials", str(TRIALS), "--quiet"),
+                        "--trials", str(TRIALS), "--quiet", "--allow-cpu-fallback"),
                 env=cluster.env(), cwd=REPO, capture_output=True, text=True, timeout=900)
             t_done = time.time()
             assert job.returncode == 0, job.stdout[-4000:] + job.stderr[-3000:]
+            assert len(list(barrier.glob("arrived-*"))) == TRIALS
             cluster.remember_processes()
             # The workers go once idle for idle_timeout_minutes (6 s here).
             deadline = time.time() + 180
@@ -167,7 +178,7 @@ def test_autoscaler_adds_gpu_workers_for_the_search_and_releases_them(cluster, t
 
 
 def test_boundary_messages_name_cause_and_fix():
-    from search import ray_address as ra
+    from search.raytune import address as ra
 
     target = ra.Target("10.0.0.5:6379", "10.0.0.5:6379", "--address")
     assert "RAY_AUTH_MODE is not token here; export RAY_AUTH_MODE=token and copy the cluster's token" in \
@@ -187,7 +198,7 @@ def test_boundary_messages_name_cause_and_fix():
 CONNECT = """
 import sys
 from gan_core.errors import GansearchError
-from search import ray_address, tune_cluster
+from search.raytune import address as ray_address, cluster as tune_cluster
 target = ray_address.resolve(sys.argv[1])
 try:
     ray_address.join(target, 20.0, lambda: tune_cluster.connect(target, log_to_driver=False))
@@ -288,6 +299,8 @@ def test_trials_no_node_can_hold_end_in_one_line_on_a_cluster(plain_head, tmp_pa
     assert "no trial could start within 5 s: each trial asks for 1 CPU, 1 GPU and no node has that" in line
     assert "(the Ray cluster at " in line and "nodes with 1 CPU, 0 GPU" in line, line
     assert "lower --gpus-per-trial" in line and "--pending-timeout" in line
+    assert line.endswith("why the autoscaler added none (a GPU quota of 0, no spot role, a launch error): "
+                         "`ray monitor cluster.yaml`"), line
     assert "waiting up to 5 s for the autoscaler" in out.stdout
 
 

@@ -54,7 +54,7 @@ def _experiment(root: Path) -> Path:
     trial = exp / "trial_a"
     trial.mkdir(parents=True)
     (exp / "gansearch.json").write_text(json.dumps({"name": "exp", "metric": "score", "mode": "min",
-                                                    "scheduler": "asha", "options": {"max_failures": 0}}))
+                                                    "scheduler": "asha", "options": {"name": "exp", "max_failures": 0}}))
     (exp / "space.yaml").write_text(SPACE)
     (trial / "params.json").write_text(json.dumps({"optim.d.lr": 1e-3, "train.seed": 1}))
     report = {"score": 5.0, "images_seen": 512, "training_iteration": 1, "trial_id": "a",
@@ -390,7 +390,7 @@ CASES = [
     Case("batch-size-not-int", sets("train.batch_size=1.5"), ("train.batch_size", "expected int")),
     Case("arch-empty", sets("model.arch="), ("model.arch",)),
     Case("image-size-small", lambda c: ["classifier", "info", "--dataset", "color-mnist", "--image-size", "0"],
-         ("image_size",)),
+         ("--resolution", "4..1024")),
     Case("classifier-data-dir-missing", lambda c: ["classifier", "info", "--dataset", "mnist", "--data-dir",
                                                    "null"], ("--data-dir", "null")),
     Case("score-data-dir-missing", lambda c: ["score", str(c.run), "--data-dir", "2024"], ("--data-dir", "2024")),

@@ -111,11 +111,13 @@ def test_reference_statistics_are_cached_and_rebuilt_when_corrupt(tmp_cache):
     features.clear_memory()
 
 
-def test_cache_key_depends_on_config_and_content(tmp_cache):
+def test_cache_key_depends_on_config_and_content(tmp_cache, tmp_path):
     from gan_core.data import load_dataset
+    from tests.idx_files import write_idx_set
 
     train, test = load_dataset(MNIST, "train"), load_dataset(MNIST, "test")
-    fashion = load_dataset(DataConfig(name="fashion"), "train")
+    write_idx_set(tmp_path, "FashionMNIST", {"train": 60}, seed=1)  # another data set's images
+    fashion = load_dataset(DataConfig(name="fashion", data_dir=str(tmp_path)), "train")
     key = classifier.classifier_key(train, test, TINY)
     assert key == classifier.classifier_key(train, test, ClassifierConfig(**TINY.__dict__))
     assert key != classifier.classifier_key(train, test, ClassifierConfig(**{**TINY.__dict__, "seed": 1}))
@@ -163,7 +165,7 @@ def test_color_mnist_classifier_resizes_and_trains(tmp_cache):
     x = torch.randint(0, 256, (5, 3, 64, 64), dtype=torch.uint8)
     feats, logits = model.eval().features_and_logits(classifier.preprocess(x, TINY.max_side))
     assert feats.shape == (5, 16) and logits.shape == (5, 10)
-    clf = get_classifier(DataConfig(name="color-mnist", image_size=32), config=TINY, progress=False)
+    clf = get_classifier(DataConfig(name="color-mnist", resolution=32), config=TINY, progress=False)
     assert clf.shape == (3, 32, 32) and clf.test_accuracy > 0.15  # chance: 0.1
 
 

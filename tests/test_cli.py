@@ -90,3 +90,42 @@ def test_help_shows_no_markup_and_each_default_once():
     score = " ".join(sub.choices["score"].format_help().split())
     assert score.startswith("usage: gansearch score") and "gansearch score: every classifier metric" in score
     assert "--seed SEED noise seed when generating from a run (default: 0)" in score
+
+
+def test_ray_outside_the_supported_range_is_one_line(tmp_path):
+    """search and resume check the installed Ray against search/raytune's range before Ray
+    starts and before anything is written. The subprocess runs the real Ray with its version
+    string set to one outside the range, as another Ray release would report it."""
+    import shutil
+    from pathlib import Path
+
+    from gan_core.errors import GansearchError
+    from search.raytune import SUPPORTED_RAY, check_ray_version
+
+    assert SUPPORTED_RAY == ">=2.60,<2.61"
+    assert check_ray_version("2.60.0") == "2.60.0" and check_ray_version("2.60.7") == "2.60.7"
+    for found in ("2.59.1", "2.61.0", "3.0.0", "2.60.0rc1", "nonsense"):
+        with pytest.raises(GansearchError, match=rf"^Ray {found} is installed, but gansearch supports Ray "
+                                                 r">=2\.60,<2\.61 \(it relies on internals checked in Ray 2\.60\.0\)"):
+            check_ray_version(found)
+    import ray
+
+    assert check_ray_version() == ray.__version__  # the installed one is supported
+
+    repo = Path(__file__).resolve().parents[1]
+    space = tmp_path / "tiny.yaml"
+    from tiny_space import tiny_space
+
+    space.write_text(tiny_space())
+    old = tmp_path / "old"
+    shutil.copytree(repo / "tests" / "fixtures" / "search_2026_12", old)
+    before = sorted(p.name for p in old.iterdir())
+    code = ("import sys, ray; ray.__version__ = '2.59.1'\n"
+            "from search.cli import main\nsys.exit(main(sys.argv[1:]))")
+    for argv in (["search", "--space", str(space), "--name", "t", "--storage", str(tmp_path / "runs")],
+                 ["resume", str(old)]):
+        proc = subprocess.run([sys.executable, "-c", code, *argv], cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert proc.stderr == ("gansearch: error: Ray 2.59.1 is installed, but gansearch supports Ray >=2.60,<2.61 "
+                               "(it relies on internals checked in Ray 2.60.0); install ray[tune]>=2.60,<2.61\n")
+    assert not (tmp_path / "runs").exists() and sorted(p.name for p in old.iterdir()) == before

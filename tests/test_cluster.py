@@ -10,8 +10,22 @@ import jsonschema
 import pytest
 import yaml
 
-CLUSTER = Path(__file__).resolve().parents[1] / "cluster.yaml"
-PINS = ("torch==2.14.1", "torchvision==0.29.1", "ray[tune]==2.60.0", "optuna==5.0.0")
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER = REPO / "cluster.yaml"
+PINS = ("torch==2.14.1", "torchvision==0.29.1", "ray==2.60.0", "optuna==5.0.0")
+CONSTRAINTS = "~/gansearch/constraints.txt"  # the repository's constraints.txt, on every node
+
+
+def pinned() -> dict[str, str]:
+    """constraints.txt: normalised package name -> exact version."""
+    import re
+
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +78,10 @@ def test_cpu_head_and_gpu_workers_with_spot(raw):
 
 def test_setup_installs_project_with_exact_pins(raw):
     setup = " ".join(raw["setup_commands"])
-    words = setup.replace('"', " ").split()
+    assert f"-c {CONSTRAINTS} -e ~/gansearch" in setup
     for pin in PINS:
-        assert pin in words, pin
-    assert "~/gansearch" in setup
+        name, version = pin.split("==")
+        assert pinned()[name] == version, pin
     assert raw["file_mounts"]["~/gansearch"] == "."
     assert ".venv" in raw["rsync_exclude"] and "runs" in raw["rsync_exclude"]
     assert "2.60.0" in raw["docker"]["image"] and "py311" in raw["docker"]["image"]
@@ -107,14 +121,25 @@ def test_nodes_have_own_security_group_profile_imdsv2_and_encrypted_volumes(raw)
 
 
 def test_every_installed_package_is_pinned(raw):
+    """Every pip command installs under constraints.txt, which pins each package it names."""
     commands = raw["setup_commands"] + raw["head_setup_commands"] + raw["worker_setup_commands"]
+    pins = pinned()
     for command in commands:
         words = command.replace('"', " ").split()
-        assert words[:2] == ["pip", "install"], command
-        packages = [w for w in words[2:] if not w.startswith("-") and not w.startswith("~")]
-        assert packages or "--no-deps" in words, command
+        assert words[:2] == ["pip", "install"] and f"-c {CONSTRAINTS}" in command, command
+        packages = [w for w in words[2:] if not w.startswith("-") and not w.startswith("~") and w != CONSTRAINTS]
         for w in packages:
-            assert "==" in w, w  # exact versions only
+            assert w.lower() in pins, w  # exact versions only
+
+
+def test_every_node_boots_the_pinned_ami(raw):
+    """Not Ray's default AMI, whose NVIDIA driver is too old for the GPU image's CUDA."""
+    for name, nc in node_configs(raw).items():
+        assert nc["ImageId"] == "AMI-ID", name
+    text = CLUSTER.read_text()
+    for trap in ("base-oss-nvidia-driver-gpu-ubuntu-22.04", "spot.amazonaws.com",
+                 "Running On-Demand G and VT instances", "ray monitor cluster.yaml"):
+        assert trap in text, trap
 
 
 def test_readme_explains_each_setting(raw):
@@ -122,5 +147,7 @@ def test_readme_explains_each_setting(raw):
     section = readme[readme.index("## On a Ray cluster"):]
     section = section[:section.index("\n## ", 3)]
     for words in ("127.0.0.1", "RAY_AUTH_MODE=token", "ADMIN_CIDR", "sg-GANSEARCH", "gansearch-worker",
-                  "gansearch-head", "HttpTokens", "Encrypted", "pinned", "s3:ListBucket"):
+                  "gansearch-head", "HttpTokens", "Encrypted", "pinned", "s3:ListBucket", "AMI-ID",
+                  "create-service-linked-role --aws-service-name spot.amazonaws.com",
+                  "Running On-Demand G and VT instances", "ray monitor cluster.yaml"):
         assert words in section, words

@@ -1,8 +1,10 @@
-"""Dataset registry: real MNIST/Fashion files, generated Kaggle CSVs, and color-mnist composition."""
+"""Dataset registry: the shipped MNIST, Fashion-MNIST's format on small generated files (and the
+real files when $GANSEARCH_DATA holds them), generated Kaggle CSVs, and color-mnist composition."""
 
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 from pathlib import Path
 
@@ -15,8 +17,8 @@ from PIL import Image
 from gan_core import data
 from gan_core.config import DataConfig
 from gan_core.data import DataError, compose_color_digits, dataset_names, load_dataset, resolve_data_dir
+from tests.idx_files import write_idx_set
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MNIST_FILES = [
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",
@@ -33,10 +35,10 @@ def _offline(kind: str, root: Path) -> None:
 
 @pytest.fixture(autouse=True)
 def _data_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Real data from ../shared/data, downloads only into a temp cache, and never the network."""
-    monkeypatch.setenv("GANSEARCH_DATA", str(SHARED_DATA))
+    """Data from $GANSEARCH_DATA or the shipped MNIST, downloads only into a temp cache, and never
+    the network."""
     monkeypatch.setenv("GANSEARCH_CACHE", str(tmp_path_factory.getbasetemp() / "gansearch-cache"))
-    monkeypatch.setattr(data, "_download", _offline)
+    monkeypatch.setattr(data.idx, "_download", _offline)
 
 
 def gen(seed: int) -> torch.Generator:
@@ -52,9 +54,9 @@ def mnist(split: str = "train") -> data.Dataset:
 
 
 def test_names_and_unknown_name() -> None:
-    assert dataset_names() == ["mnist", "fashion", "color-mnist", "csv:PATH"]
+    assert dataset_names() == ["mnist", "fashion", "color-mnist", "csv:PATH", "folder:PATH", "npz:PATH"]
     assert set(data.DATASETS) == {"mnist", "fashion", "color-mnist"}
-    with pytest.raises(DataError, match="mnist, fashion, color-mnist, csv:PATH") as e:
+    with pytest.raises(DataError, match="mnist, fashion, color-mnist, csv:PATH, folder:PATH, npz:PATH") as e:
         load_dataset(DataConfig(name="cifar"))
     assert "'cifar'" in str(e.value)
     with pytest.raises(DataError, match="split"):
@@ -65,20 +67,26 @@ def test_names_and_unknown_name() -> None:
 
 def test_resolve_data_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert resolve_data_dir(str(tmp_path)) == tmp_path
-    assert resolve_data_dir(None) == SHARED_DATA
+    monkeypatch.setenv("GANSEARCH_DATA", str(tmp_path / "env"))
+    assert resolve_data_dir(None) == tmp_path / "env"
     monkeypatch.delenv("GANSEARCH_DATA")
     assert resolve_data_dir(None) == data.EMBEDDED_DATA_DIR
     assert resolve_data_dir("") == data.EMBEDDED_DATA_DIR
 
 
 def test_embedded_mnist_when_env_unset(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GANSEARCH_DATA")
+    monkeypatch.delenv("GANSEARCH_DATA", raising=False)
     for name in MNIST_FILES:
         assert (data.EMBEDDED_DATA_DIR / "MNIST" / "raw" / name).is_file()
     ds = load_dataset(DataConfig(name="mnist"), "test")
     assert len(ds) == 10000
-    shared = load_dataset(DataConfig(name="mnist", data_dir=str(SHARED_DATA)), "test")
-    assert torch.equal(ds.images, shared.images)
+
+
+@pytest.mark.realdata
+def test_embedded_mnist_is_the_real_one() -> None:
+    shipped = load_dataset(DataConfig(name="mnist", data_dir=str(data.EMBEDDED_DATA_DIR)), "test")
+    real = load_dataset(DataConfig(name="mnist", data_dir=os.environ["GANSEARCH_DATA"]), "test")
+    assert torch.equal(shipped.images, real.images) and torch.equal(shipped.labels, real.labels)
 
 
 def test_missing_files_offline_names_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -91,7 +99,7 @@ def test_missing_files_offline_names_them(monkeypatch: pytest.MonkeyPatch, tmp_p
         calls.append((kind, root))
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(data, "_download", offline)
+    monkeypatch.setattr(data.idx, "_download", offline)
     with pytest.raises(DataError) as e:
         load_dataset(DataConfig(name="fashion", data_dir=str(empty)))
     message = str(e.value)
@@ -110,9 +118,9 @@ def test_download_goes_to_cache_not_data_dir(monkeypatch: pytest.MonkeyPatch, tm
 
     def fake_download(kind: str, root: Path) -> None:  # what torchvision would do when online
         calls.append(kind)
-        shutil.copytree(SHARED_DATA / "MNIST" / "raw", root / "MNIST" / "raw")
+        shutil.copytree(data.EMBEDDED_DATA_DIR / "MNIST" / "raw", root / "MNIST" / "raw")
 
-    monkeypatch.setattr(data, "_download", fake_download)
+    monkeypatch.setattr(data.idx, "_download", fake_download)
     ds = load_dataset(DataConfig(name="mnist", data_dir=str(empty)), "test")
     assert len(ds) == 10000 and list(empty.iterdir()) == []
     assert (cache / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file()
@@ -135,7 +143,7 @@ def test_corrupt_idx_files(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# MNIST and Fashion-MNIST on the real files
+# MNIST (shipped) and Fashion-MNIST (its format on generated files; the real ones when present)
 
 
 def test_mnist_train() -> None:
@@ -156,6 +164,23 @@ def test_mnist_test() -> None:
     assert torch.bincount(y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
+def test_fashion_files_in_torchvisions_layout(tmp_path: Path) -> None:
+    written = write_idx_set(tmp_path, "FashionMNIST", {"train": 50, "test": 20}, seed=3)
+    for split, (images, labels) in written.items():
+        ds = load_dataset(DataConfig(name="fashion", data_dir=str(tmp_path)), split)
+        x, y = ds.take()
+        assert (ds.name, ds.split, len(ds), ds.shape, ds.num_classes) == ("fashion", split, len(images), (1, 28, 28), 10)
+        assert torch.equal(x[:, 0], torch.from_numpy(images)) and y.tolist() == labels.tolist()
+    # the extracted files torchvision leaves are read as well as the .gz ones
+    raw = tmp_path / "extracted" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for gz in (tmp_path / "FashionMNIST" / "raw").glob("t10k-*.gz"):
+        (raw / gz.stem).write_bytes(gzip.decompress(gz.read_bytes()))
+    x, _ = load_dataset(DataConfig(name="fashion", data_dir=str(tmp_path / "extracted")), "test").take()
+    assert torch.equal(x[:, 0], torch.from_numpy(written["test"][0]))
+
+
+@pytest.mark.realdata
 @pytest.mark.parametrize("split,n,mean", [("train", 60000, 72.9404), ("test", 10000, 73.1466)])
 def test_fashion(split: str, n: int, mean: float) -> None:
     ds = load_dataset(DataConfig(name="fashion"), split)
@@ -348,7 +373,7 @@ def test_color_mnist_background_file(tmp_path: Path) -> None:
     colour = np.array([10, 200, 60], dtype=np.uint8)
     path = tmp_path / "flat.png"
     Image.fromarray(np.broadcast_to(colour, (80, 100, 3)).copy()).save(path)
-    ds = load_dataset(DataConfig(name="color-mnist", background=str(path), image_size=32))
+    ds = load_dataset(DataConfig(name="color-mnist", background=str(path), resolution=32))
     assert ds.shape == (3, 32, 32)
     x, _ = ds.take(4)
     pixels = x.permute(0, 2, 3, 1).numpy()

@@ -1,4 +1,4 @@
-"""search/driver.py: one search driver per experiment, and SIGTERM as Ctrl-C. Real locks, real
+"""search/raytune/driver.py: one search driver per experiment, and SIGTERM as Ctrl-C. Real locks, real
 signals and the real command; the whole path (a search stopped and resumed) runs in
 tests/test_faults.py."""
 
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 HOLD = """
 import sys, time
-from search.driver import experiment_lock
+from search.raytune.driver import experiment_lock
 with experiment_lock(sys.argv[1]):
     print("held", flush=True)
     sys.stdin.read()  # until the test closes our stdin
@@ -59,7 +59,7 @@ def test_a_second_driver_of_one_experiment_is_refused_in_one_line_naming_the_fir
 
 
 def test_the_lock_of_an_object_store_experiment_is_in_this_machines_cache(tmp_path, monkeypatch):
-    from search.driver import experiment_lock
+    from search.raytune.driver import experiment_lock
 
     monkeypatch.setenv("GANSEARCH_CACHE", str(tmp_path / "cache"))
     with experiment_lock("s3://bucket/gansearch/x") as lock:
@@ -70,7 +70,7 @@ def test_the_lock_of_an_object_store_experiment_is_in_this_machines_cache(tmp_pa
 
 
 def test_sigterm_is_ctrl_c_inside_the_block_and_the_old_handler_comes_back(capsys):
-    from search.driver import sigterm_as_ctrl_c
+    from search.raytune.driver import sigterm_as_ctrl_c
 
     def mine(signum, frame):
         raise AssertionError("not expected inside the block")

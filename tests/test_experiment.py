@@ -1,5 +1,5 @@
-"""search/experiment.py: the experiment folder's statuses, records, ranking and storage, read
-without Ray. Folders here are written in the exact format Ray Tune and gansearch write (one
+"""search/experiment/: the experiment folder's manifest, statuses, records, ranking and storage,
+read without Ray, and search/objective.py. Folders here are written in the exact format Ray Tune and gansearch write (one
 result.json line per report, error.txt with one "Failure # N" entry per crash, gansearch.json);
 tests/test_review.py covers the same reader on a real search."""
 
@@ -16,6 +16,9 @@ import pytest
 from gan_core.errors import GansearchError
 from search.experiment import (
     BestPoint,
+    DriverView,
+    Manifest,
+    SearchOptions,
     TrialRecord,
     TrialStatus,
     best,
@@ -24,8 +27,10 @@ from search.experiment import (
     failures,
     open_experiment,
     ranked,
+    read_manifest,
     write_summary,
 )
+from search.objective import Direction, Objective
 from search.storage import Folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +77,7 @@ def experiment(tmp_path) -> Path:
     exp = tmp_path / "exp"
     exp.mkdir()
     (exp / "gansearch.json").write_text(json.dumps({"name": "exp", "metric": "score", "mode": "min",
-                                                    "scheduler": "asha", "options": {"max_failures": 1}}))
+                                                    "scheduler": "asha", "options": {"name": "exp", "max_failures": 1}}))
     (exp / "space.yaml").write_text(SPACE)
     write_trial(exp, "done", [report(256, 9.0), report(512, 5.0)])
     write_trial(exp, "asha", [report(256, 4.0, done=True)], lr=2e-3)  # ASHA stopped it at 256
@@ -101,6 +106,7 @@ def test_statuses_from_the_files_alone(experiment):
     assert [s for s in TrialStatus if s.finished] == [TrialStatus.COMPLETED, TrialStatus.STOPPED]
     # Statuses are strings: summary.json, tables and older code compare them as such.
     assert exp.trial("asha").status == "stopped" and json.dumps(exp.trial("asha").status) == '"stopped"'
+    assert exp.count("completed") == exp.count(TrialStatus.COMPLETED) == 3
 
 
 def test_records_and_ranking(experiment):
@@ -131,12 +137,14 @@ def test_best_skips_failed_and_non_finite():
 
     rows = [row("a", "diverged", None), row("b", "completed", float("nan")), row("c", "stopped", 5.0, 50),
             row("d", "completed", 7.0), row("e", "failed", 1.0), row("f", "unfinished", 0.5)]
-    assert best(rows, "min").trial_id == "c"
-    assert best(rows, "max").trial_id == "d"
-    assert [r.trial_id for r in ranked(rows, "min")] == ["f", "c", "d"]
-    assert best([row("a", "diverged", None)], "min") is None
+    lower, higher = Objective("score", Direction.MIN), Objective("score", Direction.MAX)
+    assert best(rows, lower).trial_id == "c"
+    assert best(rows, higher).trial_id == "d"
+    assert [r.trial_id for r in ranked(rows, lower)] == ["f", "c", "d"]
+    assert [r.trial_id for r in ranked(rows, higher)] == ["d", "c", "f"]
+    assert best([row("a", "diverged", None)], lower) is None
     tie = [row("x", "stopped", 2.0, 50), row("y", "completed", 2.0, 100)]
-    assert best(tie, "min").trial_id == "y"  # the same score after more images wins
+    assert best(tie, lower).trial_id == "y"  # the same score after more images wins
 
 
 def test_error_reason_and_failures():
@@ -151,11 +159,12 @@ def test_derive_status_rules():
     assert derive_status(images=0, budget=512, error=failure_log(CRASH_TRACE, 1), max_failures=1)[0] == "unfinished"
     assert derive_status(images=0, budget=512, error=failure_log(CRASH_TRACE, 2), max_failures=1)[0] == "failed"
     assert derive_status(images=0, budget=512, error=failure_log(CRASH_TRACE, 9), max_failures=-1)[0] == "unfinished"
-    # The writer passes Ray's own view at the end of a search.
-    assert derive_status(images=256, budget=512, ray_status="TERMINATED") == (TrialStatus.STOPPED,
-                                                                             "at 256 of 512 images")
-    assert derive_status(images=0, budget=512, ray_status="PENDING") == (TrialStatus.UNFINISHED,
-                                                                        "pending when the search ended")
+    # The writer passes the driver's view (Ray's, mapped by search/raytune) at the end of a search.
+    assert derive_status(images=256, budget=512, driver=DriverView.TERMINATED) == (TrialStatus.STOPPED,
+                                                                                  "at 256 of 512 images")
+    assert derive_status(images=0, budget=512, driver=DriverView.PENDING) == (TrialStatus.UNFINISHED,
+                                                                             "pending when the search ended")
+    assert derive_status(images=0, budget=512, driver=DriverView.ERRORED, error=DIVERGED_TRACE)[0] == "diverged"
     # summary.json knows what the files cannot (the time budget stopped it) ...
     summary = {"status": "stopped", "reason": "at 256 of 512 images"}
     assert derive_status(images=256, budget=512, summary=summary)[0] == "stopped"
@@ -225,3 +234,110 @@ def test_reading_needs_no_ray():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'torch', 'optuna'}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------------------- the objective
+
+
+def test_objective_decides_better_best_and_order():
+    import optuna
+
+    low, high = Objective("cfd_64", Direction.MIN), Objective("recall_64", Direction.MAX)
+    assert (low.sign, high.sign) == (1.0, -1.0)
+    assert low.is_better(4.0, 5.0) and not low.is_better(5.0, 4.0) and not low.is_better(4.0, 4.0)
+    assert high.is_better(5.0, 4.0) and not high.is_better(4.0, 5.0)
+    assert low.is_better(9.0, None) and high.is_better(-9.0, None)  # anything beats no score
+    values = [5.0, float("nan"), 4.0, None, 4.0, float("inf"), 6.0]
+    assert low.best_of(values) == 4.0 and high.best_of(values) == 6.0
+    assert low.worst_of(values) == 6.0 and high.worst_of(values) == 4.0
+    assert low.best_index(values) == 2 and high.best_index(values) == 6  # the earliest of equals
+    assert low.best_of([]) is None and low.best_index([None, float("nan")]) is None
+    assert low.best_first([3.0, 1.0, 2.0]) == [1.0, 2.0, 3.0] and high.best_first([3.0, 1.0, 2.0]) == [3.0, 2.0, 1.0]
+    assert (low.mode, high.mode, low.better, high.better) == ("min", "max", "lower is better", "higher is better")
+    assert low.study_direction is optuna.study.StudyDirection.MINIMIZE
+    assert high.study_direction is optuna.study.StudyDirection.MAXIMIZE
+    with pytest.raises(GansearchError, match=r"^f: mode: 'lowest' is not one of min, max$"):
+        Direction.parse("lowest", "f: mode")
+
+
+def test_statuses_are_the_runs_and_two_more():
+    """A trial is a training run (gan_core.loop.RunStatus) plus what only a search knows."""
+    from gan_core.loop import RunStatus
+
+    assert [TrialStatus.of_run(s) for s in RunStatus] == [TrialStatus.COMPLETED, TrialStatus.STOPPED,
+                                                          TrialStatus.DIVERGED]
+    assert {s.value for s in TrialStatus} - {s.value for s in RunStatus} == {"failed", "unfinished"}
+
+
+# ----------------------------------------------------------------------------- the manifest
+
+FULL_MANIFEST = Manifest(
+    name="quick", space_file="spaces/quick.yaml",
+    options=SearchOptions(name="quick", storage="runs", trials=8, cpus_per_trial=1.0, cost="params"),
+    scheduler="asha", optuna_storage="sqlite:////tmp/runs/quick/optuna.db", metric="cfd_2k", mode=Direction.MAX,
+    created=1.5, cwd="/tmp",
+)
+
+
+def test_manifest_round_trips_and_grows():
+    data = json.loads(json.dumps(FULL_MANIFEST.to_json()))
+    assert Manifest.from_json(data, "m") == FULL_MANIFEST
+    assert list(data) == ["version", "name", "space_file", "options", "scheduler", "optuna_storage", "metric",
+                          "mode", "created", "cwd"]  # the order `gansearch search` has always written
+    assert FULL_MANIFEST.objective() == Objective("cfd_2k", Direction.MAX) and FULL_MANIFEST.cost == "params"
+    grown = FULL_MANIFEST.grow(8, 4, at=2.0).grow(12, 2, at=3.0)
+    assert grown.options.trials == 14 and [(g.added, g.before, g.total) for g in grown.grown] == [(4, 8, 12), (2, 12, 14)]
+    assert Manifest.from_json(json.loads(grown.dumps()), "m") == grown
+    # What an older or hand-written manifest leaves out comes from the space, then the default.
+    partial = Manifest.from_json({"metric": "kid_64"}, "m")
+    assert partial.objective(Objective("x", Direction.MAX)) == Objective("kid_64", Direction.MAX)
+    assert Manifest().objective() == Objective("score", Direction.MIN) and Manifest().max_failures == 0
+    assert partial.missing == ("name", "scheduler", "options", "options.cpus_per_trial", "options.gpus_per_trial")
+    assert Manifest.from_json(data, "m").missing == ()
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"name": "x", "colour": "red"}, "gansearch.json: colour: unknown key (known: version, name, "),
+    ({"options": {"name": "x", "trails": 3}}, "gansearch.json: options.trails: unknown key (known: name, storage, "),
+    ({"options": {"trials": 3}}, "gansearch.json: options.name: missing"),
+    ({"mode": "sideways", "metric": 3}, "gansearch.json: mode: 'sideways' is not one of min, max"),
+    ({"metric": 3}, "gansearch.json: metric: expected a string, got 3"),
+    ({"options": {"name": "x", "trials": "8"}}, 'gansearch.json: options.trials: expected an integer, got "8"'),
+    ({"grown": [{"added": 1, "before": 2, "total": 3}]}, "gansearch.json: grown[0].at: missing"),
+    ({"classifier": "abc"}, 'gansearch.json: classifier: expected an object, got "abc"'),
+])
+def test_manifest_refuses_in_one_line(tmp_path, data, message):
+    (tmp_path / "gansearch.json").write_text(json.dumps(data))
+    with pytest.raises(GansearchError) as err:
+        read_manifest(Folder(tmp_path))
+    assert str(err.value).startswith(f"{tmp_path}/{message}") and "\n" not in str(err.value)
+
+
+# ----------------------------------------------------------------------------- an experiment of older code
+
+FIXTURE = REPO / "tests" / "fixtures" / "search_2026_12"
+
+
+def test_an_experiment_written_before_the_typed_core_still_reads(tmp_path):
+    """tests/fixtures/search_2026_12 is a real search of three tiny trials written by the code
+    before search/experiment/ was a package (its checkpoint weights and images left out): its
+    manifest parses and writes back byte for byte, and its trials read as that code recorded
+    them in its summary.json."""
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(FIXTURE, copy)
+    text = (copy / "gansearch.json").read_text()
+    manifest = read_manifest(Folder(copy))
+    assert manifest.dumps() == text  # the typed manifest holds all of it, in its order
+    assert (manifest.name, manifest.scheduler, manifest.options.seed, manifest.classifier.dataset) == \
+           ("old", "asha", 1, "mnist")
+    exp = open_experiment(copy)
+    old = json.loads((copy / "summary.json").read_text())
+    assert exp.objective == Objective("score", Direction.MIN) and exp.budget_images == 1024
+    assert {t.trial_id: (str(t.status), t.score, t.images_seen, t.best_images, t.last_score) for t in exp.trials} == \
+           {r["trial_id"]: (r["status"], r["score"], r["images_seen"], r["best_images"], r["last_score"])
+            for r in old["trials"]}
+    assert exp.best().trial_id == old["best"]["trial_id"]
+    assert {str(s): exp.count(s) for s in TrialStatus} == old["counts"]
+    assert exp.best().config is not None and exp.best().config.train.images == 1024

@@ -7,6 +7,10 @@ Slow (a private Ray per search): marked ``faults``, run by ``make faults`` (whic
 The searches run from a scratch folder with relative $GANSEARCH_DATA and data.data_dir, the way
 a user in a project folder would: Ray runs trials elsewhere, so this also checks the driver made
 them absolute (and a resume from another folder still finds them).
+
+No kill races the machine's speed: the trial a fault hits is held inside its training after its
+R-th report (tests/ray_hooks.py, installed in the search's Ray workers through Ray's runtime-env
+hook) until the fault comes, and the cache builders meet before the one that trains finishes.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_events import read_events
 
 from gan_core.io import read_jsonl
+from tests import ray_hooks
+from tests.test_events import read_events
 
 pytestmark = pytest.mark.faults
 
@@ -54,26 +59,34 @@ params:
 BUDGET, EVERY = 8192, 1024
 
 
-def _env() -> dict[str, str]:
+def _env(hold: Path | None = None) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "GANSEARCH_DATA": "data-here", "OMP_NUM_THREADS": "1",
-           "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"}
+           "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0", **(ray_hooks.driver_env(hold) if hold else {})}
     env.pop("RAY_ADDRESS", None)  # a private Ray, never someone else's
     return env
 
 
+def _data_root() -> Path:
+    """$GANSEARCH_DATA when set, else the MNIST shipped in the package (all these tests need)."""
+    from gan_core.data import EMBEDDED_DATA_DIR
+
+    return Path(os.environ.get("GANSEARCH_DATA") or EMBEDDED_DATA_DIR).resolve()
+
+
 def _project(tmp_path: Path, space: str = SPACE) -> Path:
     """A user's folder: the space file and two links to the data, all named relatively."""
-    shared = Path(os.environ["GANSEARCH_DATA"]).resolve()
-    (tmp_path / "data-here").symlink_to(shared)
-    (tmp_path / "mnist-here").symlink_to(shared)
+    root = _data_root()
+    (tmp_path / "data-here").symlink_to(root)
+    (tmp_path / "mnist-here").symlink_to(root)
     (tmp_path / "space.yaml").write_text(space)
     return tmp_path
 
 
-def _gansearch(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
-    """`gansearch ARGS` in its own session: its pgid is its pid, and its Ray is in that group."""
+def _gansearch(args: list[str], cwd: Path, log: Path, hold: Path | None = None) -> subprocess.Popen:
+    """`gansearch ARGS` in its own session: its pgid is its pid, and its Ray is in that group;
+    its trials have the hold of tests/ray_hooks.py in ``hold``."""
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "search.cli", *args], cwd=cwd, env=_env(), stdout=out,
+        return subprocess.Popen([sys.executable, "-m", "search.cli", *args], cwd=cwd, env=_env(hold), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -149,7 +162,7 @@ def _trials(exp: Path) -> dict[str, list[dict]]:
 def _saved_checkpoints(exp: Path) -> dict[str, str]:
     """trial folder name -> the checkpoint Ray's saved experiment state resumes it from, read
     through Ray's public API (Tuner.restore(...).get_results()) in a process of its own."""
-    code = ("import json, sys\nfrom ray import tune\nfrom search.tune import gan_trial\n"
+    code = ("import json, sys\nfrom ray import tune\nfrom search.raytune.trainable import gan_trial\n"
             "grid = tune.Tuner.restore(sys.argv[1], gan_trial).get_results()\n"
             "print(json.dumps({r.path.rsplit('/', 1)[-1]: r.checkpoint and r.checkpoint.path for r in grid}))")
     out = subprocess.run([sys.executable, "-c", code, str(exp)], env=_env(), capture_output=True, text=True,
@@ -201,16 +214,20 @@ def test_kill_9_driver_and_its_ray_then_resume_runs_every_trial_once(tmp_path, s
     import optuna
 
     project = _project(tmp_path)
-    exp, log = project / "runs" / "faults", tmp_path / "driver.log"
+    exp, log, hold = project / "runs" / "faults", tmp_path / "driver.log", tmp_path / "hold"
+    # 3 reports: Ray's saved state then surely names one of its checkpoints (deleted below). The
+    # first trial to make them is held there until the kill, however fast the others finish.
+    ray_hooks.hold_after(hold, 3)
     t0 = time.time()
     driver = _gansearch(["search", "--space", "space.yaml", "--name", "faults", "--storage", "runs",
-                         "--trials", "3", "--max-concurrent", "2", "--quiet"], project, log)
+                         "--trials", "3", "--max-concurrent", "2", "--quiet"], project, log, hold)
     started.append(driver)
 
     def one_done_one_cut() -> bool:
+        if ray_hooks.held(hold) is None:
+            return False
         reps = _trials(exp).values()
         done = [r for r in reps if r and r[-1]["images_seen"] >= BUDGET]
-        # 3 reports: Ray's saved state then surely names one of its checkpoints (deleted below)
         cut = [r for r in reps if r and 3 * EVERY <= r[-1]["images_seen"] < BUDGET]
         return len(done) >= 1 and len(cut) >= 1
 
@@ -265,22 +282,26 @@ def test_kill_9_driver_and_its_ray_then_resume_runs_every_trial_once(tmp_path, s
 
 def test_killed_trial_worker_restarts_from_its_checkpoint(tmp_path, started):
     project = _project(tmp_path)
-    exp, log = project / "runs" / "worker", tmp_path / "driver.log"
+    exp, log, hold = project / "runs" / "worker", tmp_path / "driver.log", tmp_path / "hold"
+    ray_hooks.hold_after(hold, 1)  # the first trial to report is held inside its training: the victim
     t0 = time.time()
     driver = _gansearch(["search", "--space", "space.yaml", "--name", "worker", "--storage", "runs",
-                         "--trials", "2", "--max-concurrent", "2", "--max-failures", "1", "--quiet"], project, log)
+                         "--trials", "2", "--max-concurrent", "2", "--max-failures", "1", "--quiet"], project, log,
+                        hold)
     started.append(driver)
     victim: dict[str, Any] = {}
 
-    def reported_once() -> bool:
-        for name, reps in _trials(exp).items():
-            if reps and reps[-1]["images_seen"] <= BUDGET - 2 * EVERY:
-                victim.update(name=name, pid=reps[-1]["pid"], images=reps[-1]["images_seen"])
-                return True
-        return False
+    def held_after_one_report() -> bool:
+        victim.update(ray_hooks.held(hold) or {})
+        return bool(victim)
 
-    _wait_for("a trial's first report", reported_once, driver, log)
+    _wait_for("a trial held after its first report", held_after_one_report, driver, log)
+    # Ray writes reports into its local trial folder first and syncs them here every few seconds.
+    _wait_for("the held trial's report in the experiment", lambda: _trials(exp).get(victim["trial"]), driver, log)
     pid = int(victim["pid"])
+    reps = _trials(exp)[victim["trial"]]
+    victim.update(name=victim["trial"], images=reps[-1]["images_seen"])
+    assert reps[-1]["pid"] == pid and victim["reports"] == len(reps) == 1 and victim["images"] < BUDGET
     assert pid in _tree(driver.pid)  # the trial's worker belongs to this search's Ray
     os.kill(pid, signal.SIGKILL)
     assert driver.wait(timeout=900) == 0, log.read_text()[-3000:]
@@ -294,15 +315,28 @@ def test_killed_trial_worker_restarts_from_its_checkpoint(tmp_path, started):
     print(f"\nworker {pid} killed after {victim['images']} images; search done in {time.time() - t0:.0f} s")
 
 
+# Each builder says it is ready (imports done) and waits for go; then says it asks, and asks. The
+# one that trains waits at its first forward until all three have asked: they ask while it
+# trains whatever the machine's speed (it cannot finish before the last has asked).
 BUILD = """
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
+import torch
 from gan_core.config import DataConfig
 from gan_core.metrics.classifier import ClassifierConfig, get_classifier
-go = Path(sys.argv[1])
-while not go.exists():
+folder = Path(sys.argv[1])
+(folder / f"ready-{os.getpid()}").touch()
+while not (folder / "go").exists():
     time.sleep(0.01)
+
+def wait_for_all(module, args):
+    handle.remove()
+    while len(list(folder.glob("asked-*"))) < 3:
+        time.sleep(0.01)
+
+handle = torch.nn.modules.module.register_module_forward_pre_hook(wait_for_all)
 t = time.time()
+(folder / f"asked-{os.getpid()}").touch()
 clf = get_classifier(DataConfig(name="mnist"), config=ClassifierConfig(width=4, features=16, epochs=0.0,
                      min_steps=200, batch_size=64), progress=False)
 print(json.dumps({"digest": clf.digest, "trained": clf.trained, "start": t, "end": time.time()}))
@@ -312,13 +346,18 @@ print(json.dumps({"digest": clf.digest, "trained": clf.trained, "start": t, "end
 def test_three_processes_building_one_classifier_cache(tmp_path, started):
     """Three processes ask at the same moment for a classifier no cache holds: one trains it
     (the others wait on the file lock), all three get the same weights, one cache entry."""
-    cache_dir, go = tmp_path / "cache", tmp_path / "go"
-    env = {**_env(), "GANSEARCH_CACHE": str(cache_dir), "GANSEARCH_DATA": os.environ["GANSEARCH_DATA"]}
-    procs = [subprocess.Popen([sys.executable, "-c", BUILD, str(go)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+    cache_dir, meet = tmp_path / "cache", tmp_path / "meet"
+    meet.mkdir()
+    env = {**_env(), "GANSEARCH_CACHE": str(cache_dir), "GANSEARCH_DATA": str(_data_root())}
+    procs = [subprocess.Popen([sys.executable, "-c", BUILD, str(meet)], cwd=REPO, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, start_new_session=True) for _ in range(3)]
     started.extend(procs)
-    time.sleep(1.0)
-    go.touch()  # all three have imported torch by now or soon: they start within moments
+    deadline = time.time() + 600  # a fail-safe only
+    while len(list(meet.glob("ready-*"))) < 3:
+        ended = [p.communicate() for p in procs if p.poll() is not None]
+        assert not ended and time.time() < deadline, ended
+        time.sleep(0.05)
+    (meet / "go").touch()  # all three have imported torch: they ask at once
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]

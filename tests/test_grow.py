@@ -136,8 +136,7 @@ def test_two_objective_search_pareto_front_and_confirmed_winner(two_objective, c
     import optuna
 
     from gan_core.config import load_config
-    from search.confirm import CONFIRM_FILE
-    from search.experiment import BestPoint, open_experiment
+    from search.experiment import CONFIRM_FILE, BestPoint, open_experiment
 
     exp = two_objective
     # One study, two directions: the score and the generator's parameter count, both minimised.
@@ -198,15 +197,19 @@ def test_two_objective_search_pareto_front_and_confirmed_winner(two_objective, c
 
 
 def test_pareto_front_keeps_exactly_the_non_dominated_points():
+    from search.experiment import TrialStatus
+    from search.objective import Direction, Objective
     from search.pareto import Point, front
 
-    pts = [Point("a", 5.0, 100, "completed"), Point("b", 4.0, 300, "completed"),
-           Point("c", 6.0, 300, "completed"),  # worse and no cheaper than b
-           Point("d", 4.0, 300, "completed"),  # equal to b: neither dominates
-           Point("e", 9.0, 50, "completed"), Point("f", 5.0, 120, "stopped")]  # f: a is as good and cheaper
-    assert [p.trial_id for p in front(pts)] == ["e", "a", "b", "d"]  # cheapest first
+    done, stopped = TrialStatus.COMPLETED, TrialStatus.STOPPED
+    pts = [Point("a", 5.0, 100, done), Point("b", 4.0, 300, done),
+           Point("c", 6.0, 300, done),  # worse and no cheaper than b
+           Point("d", 4.0, 300, done),  # equal to b: neither dominates
+           Point("e", 9.0, 50, done), Point("f", 5.0, 120, stopped)]  # f: a is as good and cheaper
+    score, params = Objective(), Objective("g_params", Direction.MIN)
+    assert [p.trial_id for p in front(pts, score, params)] == ["e", "a", "b", "d"]  # cheapest first
     # images/s is a cost to maximise: the fastest trials are the cheap ones.
-    assert [p.trial_id for p in front(pts, "min", "max")] == ["b", "d"]
+    assert [p.trial_id for p in front(pts, score, Objective("images_per_s", Direction.MAX))] == ["b", "d"]
 
 
 def test_confirm_marks_and_seeds():
@@ -233,3 +236,26 @@ def test_resume_of_a_state_file_without_its_keys_is_one_line(two_objective, tmp_
     assert main(["resume", str(copy)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "gansearch.json: no scheduler, options.gpus_per_trial" in err
+
+
+def test_an_experiment_written_before_search_raytune_resumes(local_ray, tmp_path, capsys):
+    """tests/fixtures/search_2026_12 was written by the code before the Ray modules moved into
+    search/raytune/: Ray's pickles in it (the Tuner's searcher and callbacks, each trial's name
+    function) name the old module paths. Resuming it restores them (search/raytune/legacy.py),
+    runs nothing again, and ends as that code recorded it."""
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(REPO / "tests" / "fixtures" / "search_2026_12", copy)
+    old = json.loads((copy / "summary.json").read_text())
+    assert b"search.tune_searcher" in (copy / "tuner.pkl").read_bytes()  # what the fixture stands for
+    capsys.readouterr()
+    assert command("resume", str(copy)) == 0
+    out = capsys.readouterr().out
+    assert "(3 trials: 2 completed, 1 diverged)" in out
+    assert f"best trial: {old['best']['trial_id']}  score = {old['best']['score']:.6g} (min)" in out
+    assert "0/3 done (0 completed, 0 stopped early, 0 failed)" in out  # the old pickled StatusLines spoke
+    new = json.loads((copy / "summary.json").read_text())
+    assert [(t["trial_id"], t["status"], t["score"]) for t in new["trials"]] == \
+           [(t["trial_id"], t["status"], t["score"]) for t in old["trials"]]
+    assert not new["interrupted"] and new["counts"] == old["counts"]

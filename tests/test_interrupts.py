@@ -1,10 +1,22 @@
 """Stops from outside: Ctrl-C/SIGTERM at random moments resume bitwise, a second trainer on the
 same folder is refused, a killed write's temp files go, a torn log line is skipped. Real
-processes and real signals, no mocks."""
+processes and real signals, no mocks.
+
+No test here races the machine's speed: a signal is sent only once the trainer has said it is
+inside a step that a test hook holds open (PyTorch's global module forward hook, registered in
+the forked trainer: nothing in gansearch knows about it), and the hook lets the step finish only
+once the trainer has printed that it received the signal. The moments are random all the same:
+the n-th forward of G or D, drawn from a seeded generator.
+
+GANSEARCH_TEST_PACE shows it (run these tests with each): ``slow`` makes every forward of the
+trainer busy-wait 10 ms (a much slower machine), ``fast`` trains 30 steps instead of 120 (on this
+machine the old sleep-and-signal test then saw the run end before its signal).
+"""
 
 import json
 import os
 import random
+import select
 import signal
 import sys
 import threading
@@ -17,23 +29,54 @@ from gan_core.io import append_jsonl, read_jsonl
 from gan_core.loop import train
 from search.cli import main
 
-STEPS = 120
+PACE = os.environ.get("GANSEARCH_TEST_PACE", "normal")
+assert PACE in ("normal", "slow", "fast"), f"GANSEARCH_TEST_PACE={PACE!r}: normal, slow or fast"
+STEPS = 30 if PACE == "fast" else 120
+HANG = 600.0  # seconds: only ever reached by a trainer that hangs (a fail-safe, not a pace)
 ARGS = ["train", "--preset", "mnist-mlp", "--steps", str(STEPS), "--set", "model.width=0.0625",
         "--set", "model.g_depth=2", "--set", "model.d_depth=2", "--set", "train.batch_size=16",
         "--set", "train.d_steps=2", "--set", "train.log_every=80", "--set", "train.sample_every=100000",
         "--set", "train.checkpoint_every=0", "--no-eval", "--quiet", "--threads", "1"]
 
 
+def _hold_at(module: str, n: int, held_w: int, release_r: int):
+    """The trainer's forward hook: at the n-th forward of ``module`` (Generator or Discriminator)
+    say so on ``held_w``, then wait for a byte on ``release_r``. The wait wakes every 50 ms only
+    so that Python runs a signal handler that the kernel delivered to another thread; when the
+    byte comes does not depend on it."""
+    seen = 0
+
+    def hook(mod, args):
+        nonlocal seen
+        if PACE == "slow":
+            end = time.perf_counter() + 0.01
+            while time.perf_counter() < end:
+                pass
+        if type(mod).__name__ != module:
+            return
+        seen += 1
+        if seen == n:
+            os.write(held_w, b"h")
+            while not select.select([release_r], [], [], 0.05)[0]:
+                pass
+            os.read(release_r, 1)
+
+    return hook
+
+
 class Trainer:
     """``gansearch train`` in a forked process: its own pid, its own signal handlers and exit
-    code, without paying torch's import again (seconds on a busy machine)."""
+    code, without paying torch's import again (seconds on a busy machine). With ``hold=(module,
+    n)`` it stops inside the step of that forward until :meth:`release`."""
 
-    def __init__(self, out, steps=STEPS, argv=None):
+    def __init__(self, out, steps=STEPS, hold=None, argv=None):
         """``gansearch train`` of ARGS into ``out``, or any command ``argv`` (logged next to ``out``)."""
         if argv is None:
             argv = [a if a != str(STEPS) else str(steps) for a in ARGS] + ["--out", str(out)]
         self.log = out.parent / f"{out.name}.{time.monotonic_ns()}.log"
         self.returncode = None
+        held_r, held_w = os.pipe()
+        release_r, release_w = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:  # the child: run the command, never return into pytest
             rc = 99
@@ -42,10 +85,37 @@ class Trainer:
                 os.dup2(fd, 1)
                 os.dup2(fd, 2)
                 sys.stdout = sys.stderr = open(1, "w", closefd=False)  # noqa: SIM115
+                if hold is not None or PACE == "slow":
+                    module, n = hold or ("", 0)
+                    torch.nn.modules.module.register_module_forward_pre_hook(
+                        _hold_at(module, n, held_w, release_r))
                 rc = main(argv)
             finally:
                 sys.stdout.flush()
                 os._exit(rc)
+        os.close(held_w)
+        os.close(release_r)
+        self._held, self._release = held_r, release_w
+
+    def wait_held(self):
+        """Block until the trainer is inside the held step."""
+        ready = select.select([self._held], [], [], HANG)[0]
+        assert ready and os.read(self._held, 1) == b"h", f"trainer never reached its hold\n{self.output()}"
+
+    def wait_for_output(self, text):
+        """Block until the trainer printed ``text`` (e.g. that its signal handler ran)."""
+        deadline = time.monotonic() + HANG
+        while text not in self.output():
+            assert self.poll() is None, self.output()
+            assert time.monotonic() < deadline, f"no {text!r} in\n{self.output()}"
+            time.sleep(0.02)
+
+    def release(self):
+        os.write(self._release, b"r")
+
+    def close(self):
+        for fd in (self._held, self._release):
+            os.close(fd)
 
     def poll(self):
         if self.returncode is None:
@@ -54,11 +124,12 @@ class Trainer:
                 self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
-    def wait(self, timeout=120.0):
-        deadline = time.monotonic() + timeout
+    def wait(self):
+        deadline = time.monotonic() + HANG
         while self.poll() is None:
             assert time.monotonic() < deadline, "trainer did not end"
             time.sleep(0.02)
+        self.close()
         return self.returncode
 
     def send_signal(self, sig):
@@ -71,17 +142,12 @@ class Trainer:
         return json.loads(next(ln for ln in reversed(self.output().splitlines()) if ln.startswith("{")))
 
 
-def train_lines(out):
-    return sum(r.get("kind") == "train" for r in read_jsonl(out / "metrics.jsonl"))
-
-
-def wait_for_new_line(proc, out, before, timeout=60.0):
-    """Block until the run logged a train line beyond ``before`` (it is inside its loop)."""
-    deadline = time.monotonic() + timeout
-    while train_lines(out) <= before:
-        assert proc.poll() is None, proc.output()
-        assert time.monotonic() < deadline, "no metrics line"
-        time.sleep(0.02)
+def stop_inside_a_held_step(proc, sig):
+    """``sig`` while the trainer is held inside a step; the step then finishes and it stops."""
+    proc.wait_held()
+    proc.send_signal(sig)
+    proc.wait_for_output(f"gansearch: {signal.Signals(sig).name} received")  # the handler ran
+    proc.release()
 
 
 def weights(run_dir):
@@ -97,10 +163,11 @@ def test_interrupts_at_random_moments_then_resume_is_bitwise_identical(tmp_path)
     rng = random.Random(10)
     stopped_at = []
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGINT):
-        proc = Trainer(out)
-        wait_for_new_line(proc, out, train_lines(out) if out.exists() else 0)
-        time.sleep(rng.uniform(0.0, 0.25))  # lands inside a step, a log write or between steps
-        proc.send_signal(sig)
+        # G runs 3 forwards a step here (2 D updates, 1 G update), D 5: each stop lands within
+        # the first STEPS / 6 steps of its run, so all three end before STEPS.
+        hold = (rng.choice(["Generator", "Discriminator"]), rng.randint(2, STEPS // 2))
+        proc = Trainer(out, hold=hold)
+        stop_inside_a_held_step(proc, sig)
         assert proc.wait() == 130, proc.output()
         result = proc.result()
         assert (result["status"], result["reason"]) == ("stopped", "interrupted")
@@ -108,16 +175,16 @@ def test_interrupts_at_random_moments_then_resume_is_bitwise_identical(tmp_path)
         assert load_checkpoint(out)["step"] == result["step"] < STEPS
         stopped_at.append(result["step"])
     assert stopped_at == sorted(stopped_at) and len(set(stopped_at)) == 3
-    # Two Ctrl-Cs at once: the second aborts without saving (the last checkpoint stays), unless
-    # the step ended between them; either way the resume below stays exact.
-    proc = Trainer(out)
-    wait_for_new_line(proc, out, train_lines(out))
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.002)  # two signals sent at once arrive as one
-    proc.send_signal(signal.SIGINT)
+    # Two Ctrl-Cs inside one step: the second aborts at once without saving (the last
+    # checkpoint stays) and the resume below stays exact.
+    proc = Trainer(out, hold=("Discriminator", 7))
+    proc.wait_held()
+    for _ in range(2):
+        proc.send_signal(signal.SIGINT)
+        proc.wait_for_output("gansearch: SIGINT received")  # the first; the second raises in the hold
     assert proc.wait() == 130, proc.output()
-    if "gansearch: interrupted" in proc.output():
-        assert load_checkpoint(out)["step"] == stopped_at[-1] and "Traceback" not in proc.output()
+    assert "gansearch: interrupted" in proc.output() and "Traceback" not in proc.output()
+    assert load_checkpoint(out)["step"] == stopped_at[-1]
     proc = Trainer(out)
     assert proc.wait() == 0, proc.output()
     assert proc.result()["status"] == "completed"
@@ -131,9 +198,9 @@ def test_interrupts_at_random_moments_then_resume_is_bitwise_identical(tmp_path)
 
 def test_a_second_trainer_on_the_same_out_is_refused_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
-    first = Trainer(out, steps=100000)
+    first = Trainer(out, hold=("Generator", 20))  # held inside a step past its first log line
     try:
-        wait_for_new_line(first, out, 0)
+        first.wait_held()
         config_mtime = (out / "config.yaml").stat().st_mtime_ns
         second = Trainer(out)
         assert second.wait() == 2
@@ -142,6 +209,8 @@ def test_a_second_trainer_on_the_same_out_is_refused_and_writes_nothing(tmp_path
         assert (out / "config.yaml").stat().st_mtime_ns == config_mtime
     finally:
         first.send_signal(signal.SIGTERM)
+        first.wait_for_output("gansearch: SIGTERM received")
+        first.release()
         first.wait()
     assert first.returncode == 130
     steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "train"]
@@ -237,22 +306,21 @@ def test_ctrl_c_during_review_confirm_stops_it_and_nothing_is_counted(tmp_path):
     (trial / "params.json").write_text(json.dumps(point))  # as Ray writes it: sampled and fixed values
     (trial / "result.json").write_text(json.dumps({"trial_id": "a", "images_seen": 8192, "score": 5.0}) + "\n")
     argv = ["review", str(exp), "--confirm", "1", "--seeds", "2"]
-    proc = Trainer(tmp_path / "confirm", argv=argv)
-    runs = exp / "confirm" / "a"
-    first = None
-    deadline = time.monotonic() + 300
-    while first is None:  # the first seed's run is inside its training loop
-        assert proc.poll() is None and time.monotonic() < deadline, proc.output()
-        first = next((d for d in runs.glob("seed_*") if train_lines(d)), None) if runs.exists() else None
-        time.sleep(0.02)
+    # Held inside the first run's 10th forward of G (a training step: its first grid took one),
+    # signalled there, released once the run said it heard.
+    proc = Trainer(tmp_path / "confirm", hold=("Generator", 10), argv=argv)
+    proc.wait_held()
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=300) == 130, proc.output()
+    proc.wait_for_output("SIGINT received")
+    proc.release()
+    assert proc.wait() == 130, proc.output()
     assert "confirm: interrupted after" in proc.output() and "Traceback" not in proc.output()
     assert not (exp / "confirm.json").exists() and not (exp / "confirmed_config.yaml").exists()
+    (first,) = (exp / "confirm" / "a").glob("seed_*")
     stopped_at = load_checkpoint(first)["images_seen"]
-    assert 0 < stopped_at < 8192  # sent after its first step of 128
+    assert 0 < stopped_at < 8192  # signalled inside one of its first steps of 128
     again = Trainer(tmp_path / "confirm", argv=argv)
-    assert again.wait(timeout=600) == 0, again.output()
+    assert again.wait() == 0, again.output()
     report = json.loads((exp / "confirm.json").read_text())
     (row,) = report["configs"]
     assert row["images"] == [8192, 8192] and all(s is not None for s in row["scores"])

@@ -303,7 +303,7 @@ def _score(capsys, source, **kw):
     from search.commands import score
 
     args = argparse.Namespace(source=str(source), dataset=kw.get("dataset"), n=kw.get("n"), seed=0,
-                              objective=kw.get("objective"), data_dir=None, device="cpu")
+                              objective=kw.get("objective"), data_dir=None, device="cpu", features=None)
     assert score.run(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
@@ -337,7 +337,7 @@ def test_score_rejects_malformed_npz(tmp_path, arrays, message):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
     args = argparse.Namespace(source=str(path), dataset="mnist", n=None, seed=0, objective=None,
-                              data_dir=None, device="cpu")
+                              data_dir=None, device="cpu", features=None)
     with pytest.raises(GansearchError, match=message) as info:
         score_source(**vars(args))
     assert str(path) in str(info.value) and "\n" not in str(info.value)
@@ -353,7 +353,7 @@ def test_score_rejects_unreadable_files_and_missing_dataset(tmp_path):
              (tmp_path / "nothing", None, "no such run directory")]
     for source, dataset, message in cases:
         args = argparse.Namespace(source=str(source), dataset=dataset, n=None, seed=0, objective=None,
-                                  data_dir=None, device="cpu")
+                                  data_dir=None, device="cpu", features=None)
         with pytest.raises(GansearchError, match=message):
             score_source(**vars(args))
 

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny_space import tiny_space
 
 from gan_core.errors import GansearchError
-from search import ray_address as ra
+from search.raytune import address as ra
+from tests.tiny_space import tiny_space
 
 REPO = Path(__file__).resolve().parents[1]
 RAY_BIN = Path(sys.executable).with_name("ray")
@@ -51,7 +51,7 @@ def env_for(short: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def search(tmp_path: Path, env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def search(tmp_path: Path, env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
     cmd = [sys.executable, "-m", "search.cli", "search", "--space", str(space), "--name", "t",
@@ -128,7 +128,7 @@ def test_a_dead_address_fails_in_one_line_within_the_bound(tmp_path, short_tmp, 
     else:
         args += ["--address", "auto"]
         plant_session_file(short_tmp, dead)
-    out = search(tmp_path, env_for(short_tmp, **extra), *args, timeout=60)  # a hang fails here
+    out = search(tmp_path, env_for(short_tmp, **extra), *args, timeout=300)  # a hang fails here, a slow import not
     assert out.returncode == 2, out.stderr[-3000:]
     lines = out.stderr.strip().splitlines()
     assert lines[-1].startswith(f"gansearch: error: cannot join the Ray cluster at {dead} (from ")

@@ -69,8 +69,9 @@ class MidSearchReview(Callback):
 def search(tmp_path_factory):
     import ray
 
+    from search.experiment import SearchOptions
+    from search.raytune.tune import run_search
     from search.space import load_space
-    from search.tune import SearchOptions, run_search
 
     root = tmp_path_factory.mktemp("review")
     (root / "tiny.yaml").write_text(SPACE)
@@ -233,15 +234,18 @@ def test_lucic_study(search, capsys):
 
 
 def test_best_of_n_matches_bootstrap():
+    from search.objective import Direction, Objective
+
+    lower, higher = Objective(), Objective("score", Direction.MAX)
     scores = [5.0, 1.0, 3.0, 8.0, 2.0]
-    mean, lo, hi = review.best_of_n(scores, 1)
+    mean, lo, hi = review.best_of_n(scores, 1, lower)
     assert mean == pytest.approx(sum(scores) / 5) and lo == 1.0 and hi == 8.0
-    assert review.best_of_n(scores, 50)[0] == pytest.approx(1.0, abs=1e-3)
+    assert review.best_of_n(scores, 50, lower)[0] == pytest.approx(1.0, abs=1e-3)
     rng = random.Random(0)
     for n in (2, 3):
         boot = sum(min(rng.choice(scores) for _ in range(n)) for _ in range(40000)) / 40000
-        assert review.best_of_n(scores, n)[0] == pytest.approx(boot, abs=0.05)
-    assert review.best_of_n([0.2, 0.9], 2, mode="max")[0] == pytest.approx(0.9 * 0.75 + 0.2 * 0.25)
+        assert review.best_of_n(scores, n, lower)[0] == pytest.approx(boot, abs=0.05)
+    assert review.best_of_n([0.2, 0.9], 2, higher)[0] == pytest.approx(0.9 * 0.75 + 0.2 * 0.25)
 
 
 def test_review_while_running(search):

@@ -104,7 +104,8 @@ def test_a_password_on_the_command_line_is_refused_without_showing_it(tmp_path):
 @pytest.fixture(scope="module")
 def local_ray():
     import ray
-    from test_tune import worker_env
+
+    from tests.test_tune import worker_env
 
     ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": worker_env()})
@@ -117,10 +118,9 @@ def test_the_study_password_never_reaches_a_file_or_the_output(tmp_path, monkeyp
     """A real search with GANSEARCH_OPTUNA_STORAGE holding a password: no file of the experiment
     folder (gansearch.json, Ray's pickles of the searcher and tuner, results, checkpoints) and no
     line of output holds it; resume needs the variable again and refuses in one line without it."""
-    from test_tune import TINY
-
     from search.cli import main
     from search.study_db import ENV
+    from tests.test_tune import TINY
 
     space = tmp_path / "tiny.yaml"
     space.write_text(TINY.format(images=1024, every=512, extra="search: {scheduler: fifo}\n",

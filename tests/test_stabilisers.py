@@ -12,7 +12,6 @@ import optuna
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY_MODEL
 from torch import nn
 
 from gan_core import augment as aug
@@ -23,11 +22,12 @@ from gan_core.ema import GeneratorEma
 from gan_core.errors import ConfigError
 from gan_core.loop import Callbacks, train
 from search.space import load_space
+from tests.conftest import TINY_MODEL
 
 ARCHS = [a for a in models.ARCHITECTURES if a in TINY_MODEL]
 ALL_ON = ["ema.decay=0.9", "ema.start_images=32", "model.spectral_norm=both",
           "augment.policy=translation,cutout", "augment.p=0.7", "loss.r1_gamma=1.0", "loss.r1_every=2"]
-COLOR = ["data.name=color-mnist", "data.image_size=28"]
+COLOR = ["data.name=color-mnist", "data.resolution=28"]
 
 
 def outputs(run_dir) -> dict[str, torch.Tensor]:

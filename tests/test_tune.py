@@ -67,26 +67,16 @@ def worker_env() -> dict[str, str]:
 # ----------------------------------------------------------------------------- pure helpers
 
 
-def test_select_device_falls_back_with_one_warning():
-    from search.tune import select_device
-
-    assert select_device([], False) == ("cpu", None)
-    assert select_device([], True) == ("cpu", None)  # a CPU trial never grabs a GPU
-    assert select_device([1], True) == ("cuda", None)
-    device, note = select_device(["0"], False)
-    assert device == "cpu" and "GPU 0" in note and "no CUDA" in note
-
-
 def test_pbt_population_starts_with_the_base_point(tmp_path):
+    from search.raytune.tuner import pbt_population
     from search.space import trial_seed
-    from search.tune import _pbt_population
 
     space = tiny_space(tmp_path)
-    pop = _pbt_population(space, 5, seed=2)
+    pop = pbt_population(space, 5, seed=2)
     assert len(pop) == 5
     assert pop[0]["optim.d.lr"] == space.base_config.optim.d.lr
     assert [m["train.seed"] for m in pop] == [trial_seed(2, n) for n in range(5)]
-    assert pop == _pbt_population(space, 5, seed=2)  # repeatable
+    assert pop == pbt_population(space, 5, seed=2)  # repeatable
     for member in pop:
         space.config_for(member)
 
@@ -99,7 +89,8 @@ def test_pbt_restore_rewrites_only_resumable_hyperparameters(tmp_path):
     from gan_core.checkpoint import load_checkpoint
     from gan_core.errors import GansearchError
     from gan_core.loop import train
-    from search.tune import TrialContext, _restore, trial_params
+    from search.experiment import trial_params
+    from search.raytune.trainable import TrialContext, restore_checkpoint
 
     space = tiny_space(tmp_path, images=512, every=256)
     params = {**space.base_point(), "train.seed": 1}
@@ -116,7 +107,7 @@ def test_pbt_restore_rewrites_only_resumable_hyperparameters(tmp_path):
 
     pbt_dir = tmp_path / "pbt"
     pbt_dir.mkdir()
-    _restore(Checkpoint.from_directory(donor), pbt_dir, TrialContext(space, "pbt"), perturbed)
+    restore_checkpoint(Checkpoint.from_directory(donor), pbt_dir, TrialContext(space, "pbt"), perturbed)
     assert load_checkpoint(pbt_dir)["config"]["optim"]["d"]["lr"] == 3e-3
     longer = config(**{"optim.d.lr": 3e-3})
     longer.train.images = 768
@@ -127,7 +118,7 @@ def test_pbt_restore_rewrites_only_resumable_hyperparameters(tmp_path):
 
     asha_dir = tmp_path / "asha"
     asha_dir.mkdir()
-    _restore(Checkpoint.from_directory(donor), asha_dir, TrialContext(space, "asha"), perturbed)
+    restore_checkpoint(Checkpoint.from_directory(donor), asha_dir, TrialContext(space, "asha"), perturbed)
     with pytest.raises(GansearchError, match="optim.d.lr"):
         train(perturbed, asha_dir, device="cpu", progress=False)
 
@@ -162,13 +153,23 @@ def test_explore_takes_a_trial_folders_best_checkpoint_not_its_newest(tiny_cfg, 
 
 
 @pytest.fixture(scope="class")
-def local_ray():
-    """Two CPUs (the machine's) and two logical GPUs that torch cannot see."""
+def barrier(tmp_path_factory):
+    """The folder of the trials' barrier (tests/ray_hooks.py), unarmed."""
+    return tmp_path_factory.mktemp("barrier")
+
+
+@pytest.fixture(scope="class")
+def local_ray(barrier):
+    """Two CPUs (the machine's) and two logical GPUs that torch cannot see; every worker has the
+    barrier hook of tests/ray_hooks.py."""
     import ray
+
+    from tests import ray_hooks
 
     ray.shutdown()
     ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": worker_env()})
+             runtime_env={"env_vars": worker_env() | {ray_hooks.BARRIER_ENV: str(barrier)},
+                          "worker_process_setup_hook": ray_hooks.setup})
     yield ray
     ray.shutdown()
 
@@ -181,8 +182,9 @@ class TestLocal:
         from gan_core.checkpoint import load_run
         from gan_core.config import load_config, to_dict
         from gan_core.errors import GansearchError
+        from search.experiment import BEST_CONFIG_FILE, SUMMARY_FILE, SearchOptions
+        from search.raytune.tune import run_search
         from search.space import trial_seed
-        from search.tune import BEST_CONFIG_FILE, SUMMARY_FILE, SearchOptions, run_search
 
         # The base preset runs first, then the point with a 1e30 generator lr (NaN at once).
         space = tiny_space(tmp_path, extra="points:\n  - {optim.g.lr: 1.0e+30}\n", g_lrs="[0.0002, 0.002, 1.0e+30]")
@@ -252,23 +254,34 @@ class TestLocal:
         with pytest.raises(GansearchError, match="gansearch resume"):
             run_search(space, SearchOptions(name="e2e", storage=str(tmp_path / "runs"), trials=1, verbose=0))
 
-    def test_fractional_logical_gpus_run_four_trials_at_once(self, tmp_path):
-        from search.tune import SearchOptions, run_search
+    def test_fractional_logical_gpus_run_four_trials_at_once(self, tmp_path, barrier):
+        from search.experiment import SearchOptions
+        from search.raytune.tune import run_search
+        from tests import ray_hooks
 
-        space = tiny_space(tmp_path, images=16384, every=4096, name="gpu")
-        # A file:// URI takes the code paths of s3:// and gs:// storage (pyarrow, study copied).
-        out = run_search(space, SearchOptions(name="gpus", storage=f"file://{tmp_path / 'runs'}", trials=4,
-                                              cpus_per_trial=0.5, gpus_per_trial=0.5, scheduler="fifo",
-                                              verbose=0))
+        space = tiny_space(tmp_path, images=2048, every=1024, name="gpu")
+        # Each trial waits inside its training for the other three (tests/ray_hooks.py): four
+        # trials at once is then a fact of Ray's placement, not of this machine's speed (nor of
+        # a budget long enough for the last to start before the first ends).
+        ray_hooks.arm(barrier, 4)
+        try:
+            # A file:// URI takes the code paths of s3:// and gs:// storage (pyarrow, study copied).
+            out = run_search(space, SearchOptions(name="gpus", storage=f"file://{tmp_path / 'runs'}", trials=4,
+                                                  cpus_per_trial=0.5, gpus_per_trial=0.5, scheduler="fifo",
+                                                  verbose=0, allow_cpu_fallback=True))
+        finally:
+            ray_hooks.disarm(barrier)
         assert [r.status for r in out.rows] == ["completed"] * 4, [(r.status, r.reason) for r in out.rows]
+        assert len(list(barrier.glob("arrived-*"))) == 4
         spans = []
         for r in out.rows:
             last = results(r.path)[-1]
             assert last["gpu_ids"] in ("0", "1") and last["device"] == "cpu"
             spans.append((last["started_at"], last["reported_at"]))
-            # Exactly one fallback warning per trial, in the trial's own stderr.
+            # Exactly one fallback warning per trial, in the trial's own stderr, naming the node.
             stderr = (Path(r.path) / "stderr").read_text()
-            assert stderr.count("torch sees no CUDA device") == 1, stderr[-2000:]
+            assert stderr.count("but its torch cannot use CUDA: torch ") == 1, stderr[-2000:]
+            assert stderr.count("; training on the CPU (--allow-cpu-fallback)") == 1, stderr[-2000:]
         # Four trials at once: some moment lies inside every trial's span.
         assert max(s for s, _ in spans) < min(e for _, e in spans), spans
         gpus = sorted(results(r.path)[-1]["gpu_ids"] for r in out.rows)
@@ -277,11 +290,39 @@ class TestLocal:
         assert out.experiment_path == f"file://{exp}"
         assert (exp / "best_config.yaml").exists() and (exp / "summary.json").exists()
         assert (exp / "optuna.db").exists()  # the study, copied next to the results
+        assert json.loads((exp / "gansearch.json").read_text())["options"]["allow_cpu_fallback"] is True
+
+    def test_a_gpu_trial_whose_torch_cannot_use_cuda_fails_in_one_line_and_resume_may_allow_the_cpu(self, tmp_path):
+        """No silent CPU on a paid GPU: the logical GPU has no CUDA behind it, so without
+        --allow-cpu-fallback the trial fails at once, saying where and why; a resume with the
+        flag trains it on the CPU (a search started with the flag keeps it: the test above)."""
+        import torch
+
+        from search.experiment import SearchOptions
+        from search.raytune.tune import resume_search, run_search
+
+        space = tiny_space(tmp_path, images=1024, every=512, name="nocuda", extra="search: {scheduler: fifo}\n")
+        out = run_search(space, SearchOptions(name="nocuda", storage=str(tmp_path / "runs"), trials=1,
+                                              gpus_per_trial=1, max_failures=0, verbose=0))
+        (row,) = out.rows
+        assert row.status == "failed" and row.images_seen == 0
+        assert "\n" not in row.reason and row.reason.startswith("NoUsableGpu: on ")
+        assert f"Ray gave the trial GPU 0 but its torch cannot use CUDA: torch {torch.__version__} (" in row.reason
+        assert "cuda.is_available()=False, device_count=0" in row.reason
+        assert row.reason.endswith("or pass --allow-cpu-fallback")
+        assert json.loads((Path(out.experiment_path) / "gansearch.json").read_text())["options"][
+            "allow_cpu_fallback"] is False
+
+        again = resume_search(out.experiment_path, retry_failed=True, allow_cpu_fallback=True)
+        (row,) = again.rows
+        assert row.status == "completed", row.reason
+        assert results(row.path)[-1]["device"] == "cpu"
 
     def test_interrupted_search_resumes_without_repeating_or_losing_trials(self, tmp_path):
         import optuna
 
-        from search.tune import SearchOptions, resume_search, run_search
+        from search.experiment import SearchOptions
+        from search.raytune.tune import resume_search, run_search
 
         marker = tmp_path / "interrupted-once"
         space = tiny_space(tmp_path, images=4096, every=1024, extra="search: {scheduler: fifo}\n", name="resume")
@@ -315,7 +356,8 @@ class TestLocal:
         import optuna
 
         from gan_core.checkpoint import load_run
-        from search.tune import SUMMARY_FILE, SearchOptions, resume_search, run_search
+        from search.experiment import SUMMARY_FILE, SearchOptions
+        from search.raytune.tune import resume_search, run_search
 
         marker = tmp_path / "interrupted-once"
         space = tiny_space(tmp_path, images=4096, every=512, name="worse",
@@ -360,8 +402,8 @@ class TestLocal:
         experiment folder's older result.json back over the driver's."""
         import csv
 
-        from search.experiment import open_experiment
-        from search.tune import SearchOptions, run_search
+        from search.experiment import SearchOptions, open_experiment
+        from search.raytune.tune import run_search
 
         space = tiny_space(tmp_path, images=2048, every=512, name="pbt")
         heard = HeardReports()

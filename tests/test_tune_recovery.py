@@ -1,4 +1,4 @@
-"""search/tune_recovery.py on real Ray Tune objects (Result, Checkpoint) over real folders: the
+"""search/raytune/recovery.py on real Ray Tune objects (Result, Checkpoint) over real folders: the
 checkpoint a killed driver's saved state names but Ray had deleted, the loggers' repeated
 reports, and a state file a kill cut short. The whole path (a search killed with its Ray, then
 resumed) runs in tests/test_faults.py."""
@@ -16,7 +16,23 @@ import pytest
 from ray.tune import Checkpoint, Result
 
 from gan_core.errors import GansearchError
-from search.tune_recovery import ProgressCsvLog, ResultJsonLog, recover_torn_state, refill_missing_checkpoints
+from search.raytune.recovery import (
+    ProgressCsvLog,
+    ResultJsonLog,
+    recover_torn_state,
+    refill_missing_checkpoints,
+)
+
+
+def test_the_layout_names_tunes_result_files():
+    """search/experiment/layout.py names the files Tune's loggers write (a private Ray module
+    holds Ray's names: listed in search/raytune/__init__.py)."""
+    from ray.air.constants import EXPR_ERROR_FILE, EXPR_PARAM_FILE, EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
+
+    from search.experiment import ERROR_FILE, PARAMS_FILE, PROGRESS_FILE, RESULT_FILE
+
+    assert (RESULT_FILE, PROGRESS_FILE, PARAMS_FILE, ERROR_FILE) == \
+           (EXPR_RESULT_FILE, EXPR_PROGRESS_FILE, EXPR_PARAM_FILE, EXPR_ERROR_FILE)
 
 
 def _trial(root: Path, name: str, kept: list[int]) -> Path:
@@ -269,7 +285,7 @@ def _working_dir(ray_tmp: Path, session: str, lines: list[dict], grids: range) -
 
 
 def test_grids_and_events_a_killed_session_left_on_the_node_come_back_up_to_the_checkpoint(tmp_path):
-    from search.tune_recovery import recover_run_artifacts
+    from search.raytune.recovery import recover_run_artifacts
 
     history = [{"kind": "train", "step": s, "loss": s / 10} for s in range(1, 11)]
     _working_dir(tmp_path, "session_old", history, range(0, 11, 2))  # killed after step 10

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_events import read_events
-from tiny_space import tiny_space
+from tests.test_events import read_events
+from tests.tiny_space import tiny_space
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,15 +19,14 @@ from gan_core.config import (
     preset_names,
 )
 from gan_core.errors import GansearchError
+from search.help_format import HelpFormatter
 
 if TYPE_CHECKING:
-    from search.tune import SearchOutcome
+    from search.raytune.tune import SearchOutcome
 
 
 def formatter() -> type[argparse.HelpFormatter]:
-    from search.cli import _Formatter
-
-    return _Formatter
+    return HelpFormatter
 
 
 def add_config_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -171,7 +170,7 @@ def train_and_report(cfg: Config, args: argparse.Namespace, also: dict[str, Any]
         import torch
 
         torch.set_num_threads(args.threads)
-    from gan_core.loop import train  # torch: only when a command trains
+    from gan_core.loop import RunStatus, train  # torch: only when a command trains
 
     if start_from is not None:
         from gan_core.checkpoint import start_run_from
@@ -182,7 +181,7 @@ def train_and_report(cfg: Config, args: argparse.Namespace, also: dict[str, Any]
                       "images_seen": result.images_seen, "run_dir": str(args.out),
                       **{k: v for k, v in result.metrics.items() if k not in ("step", "images_seen")},
                       **(also or {})}))
-    if result.status == "diverged":
+    if result.status is RunStatus.DIVERGED:
         return 1
     return 130 if result.reason == "interrupted" else 0
 
@@ -200,7 +199,8 @@ def format_outcome(out: SearchOutcome) -> str:
         lines.append("no trial finished with a finite score; nothing to export")
     else:
         last = f"{out.best.last_score:.6g}" if out.best.last_score is not None else "-"
-        lines.append(f"best trial: {out.best.trial_id}  {out.metric} = {out.best.score:.6g} ({out.mode}) "
+        lines.append(f"best trial: {out.best.trial_id}  {out.objective.metric} = {out.best.score:.6g} "
+                     f"({out.objective.direction}) "
                      f"after {out.best.best_images} images (its last: {last} after {out.best.images_seen})")
         lines.append(f"best config: {out.best_config_path}")
         if out.best.checkpoint:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from search.commands._common import format_outcome, formatter
-from search.ray_address import DEFAULT_CONNECT_TIMEOUT
+from search.experiment.manifest import DEFAULT_CONNECT_TIMEOUT
 
 EXAMPLE = """example:
   gansearch resume runs/quick
@@ -38,27 +38,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also resume failed trials from their latest checkpoint")
     p.add_argument("--trials", type=int, metavar="N",
                    help="add N more trials (not a total) after the stored ones, TPE warm-started from them")
+    p.add_argument("--allow-cpu-fallback", action="store_true",
+                   help="a GPU trial whose torch cannot use CUDA trains on the CPU with a warning instead of "
+                        "failing (a search started with it keeps it without this flag)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from gan_core.errors import GansearchError
-    from search.experiment import read_space, read_state
+    from search.experiment import read_manifest, read_space
+    from search.raytune import check_ray_version
     from search.storage import Folder, normalise
 
     if args.trials is not None and args.trials < 1:
         raise GansearchError(f"--trials: must be >= 1 (trials to add), got {args.trials}")
     folder = Folder(normalise(args.experiment))
-    state = read_state(folder)  # a broken experiment is one line before Ray is imported (seconds)
+    manifest = read_manifest(folder)  # a broken experiment is one line before Ray is imported (seconds)
     read_space(folder)
     if args.trials:
-        from search.grow import check_growable
+        from search.experiment.create import check_growable
 
-        check_growable(state, args.trials)
-    from search.tune import resume_search
+        check_growable(manifest, args.trials)  # a PBT search says so before anything else
+    check_ray_version()  # before Ray starts (and before the adapter imports it)
+    from search.raytune.tune import resume_search
 
     outcome = resume_search(args.experiment, address=args.address, retry_failed=args.retry_failed,
-                            connect_timeout=args.connect_timeout, more=args.trials or 0)
+                            connect_timeout=args.connect_timeout, more=args.trials or 0,
+                            allow_cpu_fallback=args.allow_cpu_fallback)
     print(format_outcome(outcome), flush=True)
     if outcome.interrupted:
         return 130

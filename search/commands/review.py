@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if confirmed is not None:
         print()
         print(format_report(confirmed))
-    cost = args.cost or (exp.state.get("options") or {}).get("cost")
+    cost = args.cost or exp.manifest.cost
     if cost:
         from search.pareto import format_front
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from search.commands._common import check_seed, format_outcome, formatter, out_dir
-from search.ray_address import DEFAULT_CONNECT_TIMEOUT
+from search.experiment.manifest import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PENDING_TIMEOUT
 
 EXAMPLE = """example:
   gansearch search --space spaces/quick.yaml --name quick
@@ -22,7 +22,8 @@ An interrupted search continues with `gansearch resume STORAGE/NAME`, a finished
 `gansearch resume STORAGE/NAME --trials N`.
 Watch it with `tensorboard --logdir STORAGE/NAME` (every trial's scalars and sample grids) and
 `optuna-dashboard sqlite:///STORAGE/NAME/optuna.db --artifact-dir STORAGE/NAME/optuna-artifacts`
-(scores, and each trial's newest sample grid); both come with `pip install 'gansearch[viz]'`.
+(scores, and each trial's newest sample grid); both come with the viz extra: in the clone,
+`pip install -e '.[viz]' -c constraints.txt` (or `make viz` for the project's .venv).
 The space language is documented in spaces/README.md."""
 
 
@@ -40,13 +41,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "None: a private Ray on this machine (inside a Ray job: the job's cluster)")
     p.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT, metavar="S",
                    help="seconds to wait for the cluster to answer before giving up in one line")
-    p.add_argument("--pending-timeout", type=float, default=600.0, metavar="S",
+    p.add_argument("--pending-timeout", type=float, default=DEFAULT_PENDING_TIMEOUT, metavar="S",
                    help="on a cluster: end the search in one line once trials have waited S seconds for "
                         "resources with none running (no node, and none the autoscaler adds, can hold one)")
     p.add_argument("--cpus-per-trial", type=float, metavar="C",
                    help="CPUs per trial, torch uses as many threads; None: the space's search.cpus_per_trial (1)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G",
-                   help="GPUs per trial, fractional allowed (0.25: four trials share a GPU)")
+                   help="GPUs per trial, fractional allowed (0.25: four trials share a GPU); a trial whose "
+                        "torch cannot use CUDA on its node fails in one line (node, torch build, what CUDA says)")
+    p.add_argument("--allow-cpu-fallback", action="store_true",
+                   help="with --gpus-per-trial: a trial whose torch cannot use CUDA trains on the CPU with a "
+                        "warning instead of failing (kept by resume)")
     p.add_argument("--max-concurrent", type=int, metavar="K",
                    help="trials running at once; None: as many as the cluster holds now")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial")
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from search.study_db import from_command
 
     optuna_url, _ = from_command(args.optuna_storage)  # a password only through the environment
-    # Everything about the space is checked before Ray (or the search.tune import) starts.
+    # Everything about the space is checked before Ray (or the search.raytune.tune import) starts.
     space = load_space(args.space, build_models=True)
     if args.cost and (args.scheduler or space.search.scheduler) == "pbt":
         raise GansearchError("--cost: a PBT search has no Optuna sampler to take a second objective; "
@@ -108,7 +113,11 @@ def run(args: argparse.Namespace) -> int:
         raise GansearchError(f"{args.space}: --scheduler pbt needs a top-level range or choice over a "
                              "key PBT may change in a running trial (optim.*, balance.*, dropout ...)")
 
-    from search.tune import SearchOptions, run_search
+    from search.experiment import SearchOptions
+    from search.raytune import check_ray_version
+
+    check_ray_version()  # before Ray starts (and before the adapter imports it)
+    from search.raytune.tune import run_search
 
     print(space.describe(), flush=True)
     outcome = run_search(space, SearchOptions(
@@ -128,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         max_failures=args.max_failures,
         verbose=0 if args.quiet else 1,
         cost=args.cost,
+        allow_cpu_fallback=args.allow_cpu_fallback,
     ))
     print(format_outcome(outcome), flush=True)
     if outcome.interrupted:

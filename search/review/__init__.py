@@ -7,7 +7,7 @@
 - ``best_of_n``: the "Are GANs Created Equal?" study (Lucic et al., 2018);
 - ``plots``, ``samples``, ``optuna_plots``: the pictures, each collected then drawn.
 
-The experiment is read through search/experiment.py, never through Ray, and nothing in its folder
+The experiment is read through search/experiment/, never through Ray, and nothing in its folder
 is modified. Importing this package loads neither torch, Ray, Optuna nor matplotlib.
 
 Example::

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from search.experiment import Experiment, finite
+from search.experiment import Experiment, TrialStatus
+from search.objective import Objective, finite
 from search.review.reading import ReviewedExperiment
 from search.review.tables import fmt, table
 
@@ -24,12 +25,12 @@ class Group:
     left_out: int  # stopped early (when not counted), diverged, failed or unfinished
 
 
-def best_of_n(scores: list[float], n: int, mode: str = "min") -> tuple[float, float, float]:
+def best_of_n(scores: list[float], n: int, objective: Objective) -> tuple[float, float, float]:
     """Expected best score of ``n`` trials drawn at random (with replacement) from ``scores``, with
     the 10 % and 90 % quantiles, exactly from the order statistics (what bootstrapping estimates):
     with the scores sorted best first, P(best of n = s_i) = ((m-i+1)/m)^n - ((m-i)/m)^n."""
     m = len(scores)
-    s = sorted(scores, reverse=(mode == "max"))
+    s = objective.best_first(scores)
     probs = [((m - i) / m) ** n - ((m - i - 1) / m) ** n for i in range(m)]
     mean = sum(p * v for p, v in zip(probs, s, strict=True))
 
@@ -60,7 +61,7 @@ def lucic_groups(exp: ReviewedExperiment, *, include_stopped: bool = False) -> l
         archs = [base.model.arch] if base else sorted({a for a, _ in seen})
     if not losses:
         losses = [base.loss.name] if base else sorted({b for _, b in seen})
-    counted = ("completed", "stopped") if include_stopped else ("completed",)
+    counted = (TrialStatus.COMPLETED, TrialStatus.STOPPED) if include_stopped else (TrialStatus.COMPLETED,)
     groups = []
     for a in archs:
         for lo in losses:
@@ -83,8 +84,8 @@ def ladder(m: int) -> list[int]:
 
 
 def format_lucic(exp: Experiment, groups: list[Group], include_stopped: bool = False) -> str:
-    which = ("completed and early-stopped (mixing budgets: the early-stopped are scored at the images "
-             "they reached)" if include_stopped else "completed")
+    which = (f"{TrialStatus.COMPLETED} and early-stopped (mixing budgets: the early-stopped are scored at the "
+             "images they reached)" if include_stopped else str(TrialStatus.COMPLETED))
     lines = [f"best {exp.metric} against the number of trials (Lucic et al. 2018, \"Are GANs Created "
              f"Equal?\"): expected best of n {which} trials drawn at random, per architecture and loss"]
     m_max = max((len(g.scores) for g in groups), default=0)
@@ -93,8 +94,8 @@ def format_lucic(exp: Experiment, groups: list[Group], include_stopped: bool = F
     rows = []
     for g in groups:
         m = len(g.scores)
-        cells = [fmt(best_of_n(g.scores, n, exp.mode)[0]) if n <= m else "" for n in ns]
-        best = (min(g.scores) if exp.mode == "min" else max(g.scores)) if m else None
+        cells = [fmt(best_of_n(g.scores, n, exp.objective)[0]) if n <= m else "" for n in ns]
+        best = exp.objective.best_of(g.scores)
         rows.append([g.arch, g.loss, str(m), *cells, fmt(best) if m else "-", str(g.left_out)])
     lines.append(table(header, rows, right=set(range(2, len(header)))))
     if m_max == 0:

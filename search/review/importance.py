@@ -10,7 +10,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.experiment import OPTUNA_FILE, TrialStatus, finite
+from search.experiment import OPTUNA_FILE, TrialStatus
+from search.objective import finite
 from search.review.reading import ReviewedExperiment, param_value
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def importance(exp: ReviewedExperiment) -> tuple[list[tuple[str, float]], str]:
             study = None
             why = f"the Optuna study could not be opened ({type(exc).__name__}: {str(exc).splitlines()[0]})"
         else:
-            why = ("no Optuna study (PBT searches have none)" if exp.state.get("scheduler") == "pbt"
+            why = ("no Optuna study (PBT searches have none)" if exp.manifest.is_pbt
                    else f"no Optuna study in {exp.path}/{OPTUNA_FILE}")
         if study is not None:
             states = optuna.trial.TrialState
@@ -49,7 +50,7 @@ def importance(exp: ReviewedExperiment) -> tuple[list[tuple[str, float]], str]:
                     target.add_trials(done)
                 # The score is the first objective (a --cost search has two). PED-ANOVA takes a
                 # target as lower-is-better: a maximised score goes in negated.
-                sign = 1.0 if exp.mode == "min" else -1.0
+                sign = exp.objective.sign
                 goal = None if len(study.directions) == 1 else (lambda t: sign * t.values[0])
                 try:
                     with warnings.catch_warnings(record=True) as caught:

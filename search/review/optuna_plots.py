@@ -114,7 +114,7 @@ def write_optuna_plots(exp: ReviewedExperiment, out_dir: str | Path) -> tuple[li
     with tempfile.TemporaryDirectory(prefix="gansearch-review-") as tmp:
         study = open_study(exp, Path(tmp))
         if study is None:
-            return [], ("no Optuna study (PBT searches have none)" if exp.state.get("scheduler") == "pbt"
+            return [], ("no Optuna study (PBT searches have none)" if exp.manifest.is_pbt
                         else "no Optuna study in the experiment")
         trials = study.get_trials(deepcopy=False)
         plots, note = plan_optuna_plots(trials, exp.metric, len(study.directions))

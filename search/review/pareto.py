@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from search.experiment import Experiment
-from search.pareto import COSTS, pareto
+from search.pareto import COSTS, cost_metric, pareto
 from search.review.plots import pyplot, save_figure
 
 
 def draw_front(exp: Experiment, cost: str, path: str | Path) -> Path:
     """Draw ``exp``'s quality/cost front for ``cost`` (a search/pareto.py COSTS name) into ``path``."""
     points, best = pareto(exp, cost)
-    metric, _, label = COSTS[cost]
+    metric, label = cost_metric(cost).metric, COSTS[cost][1]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     others = [p for p in points if p not in best]
@@ -26,7 +26,7 @@ def draw_front(exp: Experiment, cost: str, path: str | Path) -> Path:
     if cost == "params" and points and max(p.cost for p in points) > 10 * min(p.cost for p in points):
         ax.set_xscale("log")
     ax.set_xlabel(f"{label} ({metric})")
-    ax.set_ylabel(f"{exp.metric} ({'lower' if exp.mode == 'min' else 'higher'} is better)")
+    ax.set_ylabel(f"{exp.metric} ({exp.objective.better})")
     ax.set_title(f"{exp.name}: quality vs cost, {len(best)} of {len(points)} trials on the front")
     ax.legend(fontsize=8)
     fig.tight_layout()

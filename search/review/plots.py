@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.experiment import TrialStatus, finite
+from search.experiment import TrialStatus
+from search.objective import finite
 from search.review.best_of_n import Group, best_of_n, ladder, lucic_groups
 from search.review.reading import ReviewedExperiment, SearchedParam, param_value
 from search.review.tables import status_text
@@ -41,12 +42,12 @@ def pyplot() -> Any:
 
 def save_figure(fig: Figure, path: Path) -> Path:
     """Write ``fig`` as a PNG atomically (a reader never sees half a file) and close it."""
-    from gan_core.io import _atomic_write_bytes
+    from gan_core.io import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     pyplot().close(fig)
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
@@ -82,7 +83,7 @@ class Chart:
 
 
 def _ylabel(exp: ReviewedExperiment) -> str:
-    return f"{exp.metric} ({'lower' if exp.mode == 'min' else 'higher'} is better)"
+    return f"{exp.metric} ({exp.objective.better})"
 
 
 def wide_range(values: list[float]) -> bool:
@@ -106,7 +107,8 @@ def _finish(ax: Axes, chart: Chart) -> None:
 def collect_scores(exp: ReviewedExperiment) -> Chart:
     """Each trial's best score in the order they started; trials without a score at the top."""
     scored = [t.score for t in exp.trials if finite(t.score)]
-    top = (max(scored, default=1.0) if exp.mode == "min" else min(scored, default=0.0))
+    worst = exp.objective.worst_of(scored)
+    top = worst if worst is not None else 1.0  # where scoreless trials are drawn: the worst score
     chart = Chart(f"{exp.name}: best score of each trial", "trial (in the order they started)", _ylabel(exp),
                   log_y=wide_range([float(s) for s in scored]))
     for status in STATUS_STYLE:
@@ -151,7 +153,7 @@ def collect_best_vs_time(exp: ReviewedExperiment) -> Chart:
             if finite(when) and finite(r.get(exp.metric)):
                 reports.append((float(when), float(r[exp.metric])))
     reports.sort()
-    start = exp.state.get("created")
+    start = exp.manifest.created
     if not finite(start):
         start = min((t.started for t in exp.trials), default=reports[0][0] if reports else 0.0)
     chart = Chart(f"{exp.name}: best score so far", "wall time since the search started (minutes)", _ylabel(exp))
@@ -160,7 +162,7 @@ def collect_best_vs_time(exp: ReviewedExperiment) -> Chart:
         ys = [s for _, s in reports]
         best: list[float] = []
         for s in ys:
-            best.append(s if not best else (min(best[-1], s) if exp.mode == "min" else max(best[-1], s)))
+            best.append(s if not best or exp.objective.is_better(s, best[-1]) else best[-1])
         chart.series = [Points("every evaluation", xs, ys), Points("best so far", xs, best)]
         chart.log_y = wide_range(ys)
     return chart
@@ -294,7 +296,7 @@ def collect_lucic(exp: ReviewedExperiment, groups: list[Group]) -> tuple[list[Cu
         m = len(g.scores)
         if m:
             ns = list(range(1, m + 1))
-            stats = [best_of_n(g.scores, n, exp.mode) for n in ns]
+            stats = [best_of_n(g.scores, n, exp.objective) for n in ns]
             curves.append(Curve(f"{g.arch} / {g.loss} ({m} trials)", ns, [s[0] for s in stats],
                                 [s[1] for s in stats], [s[2] for s in stats]))
     return curves, ladder(max((len(c.ns) for c in curves), default=0))
@@ -314,7 +316,7 @@ def draw_lucic(exp: ReviewedExperiment, curves: list[Curve], ticks: list[int], p
     else:
         ax.text(0.5, 0.5, "no completed trials yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("number of trials (budget)")
-    ax.set_ylabel(f"expected best {exp.metric} ({'lower' if exp.mode == 'min' else 'higher'} is better)")
+    ax.set_ylabel(f"expected best {exp.metric} ({exp.objective.better})")
     ax.set_title("best score against the number of trials (Lucic et al. 2018); band: 10-90 %")
     ax.grid(alpha=0.3)
     fig.tight_layout()

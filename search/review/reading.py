@@ -1,7 +1,7 @@
 """Reading an experiment for review: the hyperparameters its search varied (the leaderboard's
 columns), each trial's value of them, and the parts of each trial's score.
 
-The experiment is read through search/experiment.py, never through Ray: a search that is still
+The experiment is read through search/experiment/, never through Ray: a search that is still
 running, one that was interrupted, one copied from a cluster's storage, or one still on s3:// /
 gs:// reads the same way, and nothing in the folder is modified.
 """
@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gan_core.config import flatten, to_dict
-from search.experiment import NOT_METRICS, Experiment, TrialRecord, finite, open_experiment
+from search.experiment import NOT_METRICS, Experiment, TrialRecord, open_experiment
+from search.objective import finite
 
 if TYPE_CHECKING:
     from search.space import Param, Scalar, Space

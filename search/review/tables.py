@@ -16,7 +16,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from search.experiment import TrialRecord, TrialStatus, finite
+from search.experiment import TrialRecord, TrialStatus
+from search.objective import finite
 from search.review.reading import ReviewedExperiment, metric_parts, param_value
 
 
@@ -49,9 +50,9 @@ def status_text(t: TrialRecord) -> str:
 
 def format_leaderboard(exp: ReviewedExperiment, top: int = 10) -> str:
     counts = ", ".join(f"{exp.count(s)} {s.label}" for s in TrialStatus if exp.count(s))
-    sched = exp.state.get("scheduler", "?")
+    sched = exp.manifest.scheduler or "?"
     lines = [f"experiment {exp.path} ({len(exp.trials)} trials: {counts or 'none'}; scheduler {sched}; "
-             f"objective {exp.metric}, {'lower' if exp.mode == 'min' else 'higher'} is better"
+             f"objective {exp.metric}, {exp.objective.better}"
              + (f"; {exp.budget_images} images per trial)" if exp.budget_images else ")")]
     lines.append(f"{exp.metric}: each trial's best evaluation, reached after `at` images, and the parts of "
                  f"the score there; last: its last evaluation, after `images`")
@@ -122,7 +123,7 @@ def leaderboard_records(exp: ReviewedExperiment) -> tuple[list[str], list[dict[s
     last = {t.trial_id: metric_parts(t, exp.metric, t.last) for t in order}
     names = list(dict.fromkeys(k for parts in (*best.values(), *last.values()) for k in parts))
     confirmed = read_confirmed(exp)
-    costs = [metric for metric, _, _ in COSTS.values()]
+    costs = [objective.metric for objective, _ in COSTS.values()]
     columns = ["rank", "trial", "status", "reason", exp.metric, "best_images", "last_" + exp.metric,
                "images_seen", "confirmed", "confirmed_mean", "confirmed_sd", *costs, *[p.key for p in exp.searched],
                *[f"best.{k}" for k in names], *[f"last.{k}" for k in names]]
@@ -170,7 +171,7 @@ def write_json(exp: ReviewedExperiment, out: str | Path) -> Path:
     from gan_core.io import atomic_write_text
 
     columns, records = leaderboard_records(exp)
-    doc = {"experiment": str(exp.path), "metric": exp.metric, "mode": exp.mode,
+    doc = {"experiment": str(exp.path), "metric": exp.metric, "mode": exp.objective.mode,
            "budget_images": exp.budget_images, "columns": columns, "trials": records}
     atomic_write_text(Path(out), json.dumps(doc, indent=2, default=str) + "\n")
     return Path(out)

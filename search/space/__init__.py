@@ -21,7 +21,7 @@ Everything is checked against the typed config tree when the file is loaded (unk
 wrong types, ``low >= high``, ``log`` with a bound <= 0, empty choices, unknown presets,
 architectures or losses), and a dry run of random draws is validated into ``Config`` too, so a
 bad space is refused with one line naming the file, the key path and the valid options before
-Ray starts. No Ray here: search/tune.py is the only module that imports it.
+Ray starts. No Ray here: only search/raytune/ imports it.
 
 Example::
 
@@ -34,6 +34,7 @@ constants), ``core`` (``Space`` and the Optuna define-by-run function), ``checke
 against the config tree), ``parsing`` (YAML -> ``Space``), ``draws`` (the dry run).
 """
 
+from search.objective import Objective
 from search.space.core import DefineByRun, Space
 from search.space.draws import check_models, random_draws
 from search.space.params import (
@@ -42,6 +43,7 @@ from search.space.params import (
     KINDS,
     OBJECTIVE_KEYS,
     PBT_MUTABLE_PREFIXES,
+    PBT_RESUMABLE,
     RESERVED,
     SCHEDULERS,
     SEARCH_KEYS,
@@ -51,7 +53,6 @@ from search.space.params import (
     FixedParam,
     FloatParam,
     IntParam,
-    Objective,
     Param,
     Scalar,
     SearchDefaults,
@@ -66,6 +67,7 @@ __all__ = [
     "KINDS",
     "OBJECTIVE_KEYS",
     "PBT_MUTABLE_PREFIXES",
+    "PBT_RESUMABLE",
     "RESERVED",
     "SCHEDULERS",
     "SEARCH_KEYS",

@@ -22,8 +22,8 @@ from search.space.params import (
     IntParam,
     Param,
     Scalar,
-    _keys,
-    _same,
+    param_keys,
+    same_value,
 )
 
 
@@ -50,7 +50,7 @@ def _base_types(tp: Any) -> set[type]:
     return {a for a in args if a is not type(None)}
 
 
-class _Checker:
+class Checker:
     def __init__(self, space: Space, where: str) -> None:
         self.space = space
         self.where = where
@@ -113,7 +113,7 @@ class _Checker:
             name = key if not conditions else f"{key}@{','.join(conditions)}"
             param = self.param(key, name, spec, p_path, conditions, taken | here)
             if isinstance(param, ChoiceParam) and param.branches:
-                sub = set().union(*(_keys(scope) for _, scope in param.branches))
+                sub = set().union(*(param_keys(scope) for _, scope in param.branches))
                 for other in subtree_keys:
                     both = sorted(sub & other)
                     if both:
@@ -191,7 +191,7 @@ class _Checker:
                 raise self.fail(path, f"choice: {c!r} is not a plain value{hint}")
             self.check_value(key, c, path)
         for i, c in enumerate(choices):
-            if any(_same(c, d) for d in choices[:i]):
+            if any(same_value(c, d) for d in choices[:i]):
                 raise self.fail(path, f"choice: {c!r} is listed twice")
         when = spec.get("when")
         branches: list[tuple[Scalar, tuple[Param, ...]]] = []
@@ -199,7 +199,7 @@ class _Checker:
             if not isinstance(when, dict) or not when:
                 raise self.fail(path, "when: expected a mapping from a choice to its params")
             for label, sub in when.items():
-                match = [c for c in choices if _same(c, label) or str(c) == str(label)]
+                match = [c for c in choices if same_value(c, label) or str(c) == str(label)]
                 if not match:
                     raise self.fail(f"{path} > when", f"{label!r} is not one of the choices "
                                                       f"({', '.join(map(str, choices))})")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gan_core.config import Config, from_dict, set_path, to_dict
+from search.objective import Objective
 from search.space.params import (
     PBT_MUTABLE_PREFIXES,
     Budget,
@@ -16,13 +17,12 @@ from search.space.params import (
     FixedParam,
     FloatParam,
     IntParam,
-    Objective,
     Param,
     SearchDefaults,
-    _describe,
-    _flat,
-    _point_of,
+    describe_params,
+    flat_values,
     key_of,
+    point_of,
     trial_seed,
 )
 
@@ -73,9 +73,9 @@ class Space:
     def base_point(self) -> dict[str, Any]:
         """The base config's own values as an Optuna point (evaluated first). Values outside a
         range or not among the choices are left out, so Optuna samples them."""
-        values = _flat(to_dict(self.base_config))
+        values = flat_values(to_dict(self.base_config))
         point: dict[str, Any] = {}
-        _point_of(self.params, values, point, strict=False, where=self.path)
+        point_of(self.params, values, point, strict=False, where=self.path)
         return point
 
     def all_points(self) -> list[dict[str, Any]]:
@@ -101,8 +101,8 @@ class Space:
     def describe(self) -> str:
         lines = [f"space {self.name} ({self.path}): base {self.base}, "
                  f"{self.budget.images} images per trial, evaluated every {self.budget.eval_every}, "
-                 f"objective {self.objective.metric} ({self.objective.mode})"]
-        lines += _describe(self.params, "  ")
+                 f"objective {self.objective.metric} ({self.objective.direction})"]
+        lines += describe_params(self.params, "  ")
         return "\n".join(lines)
 
 

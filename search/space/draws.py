@@ -37,7 +37,7 @@ def random_draws(space: Space, n: int, seed: int) -> list[tuple[dict[str, Any], 
     return out
 
 
-def _drawn(space: Space, draws: int) -> list[tuple[Config, dict[str, Any]]]:
+def draw_configs(space: Space, draws: int) -> list[tuple[Config, dict[str, Any]]]:
     """The points and ``draws`` seeded random draws as (Config, drawn values); a draw that does
     not validate into Config (e.g. balance.lower above balance.upper, which no single key's
     check can see) is refused here, before Ray starts."""
@@ -66,7 +66,7 @@ def check_models(space: Space, draws: int = DRY_RUN_DRAWS) -> None:
     from gan_core.errors import DataError
 
     seen = set()
-    for cfg, params in _drawn(space, draws):
+    for cfg, params in draw_configs(space, draws):
         key = (repr(cfg.data), repr(cfg.model), tuple(cfg.augment.policy))
         if key in seen:
             continue

@@ -34,6 +34,10 @@ PBT_MUTABLE_PREFIXES = (
     "ema.",
     "loss.r1_",
 )
+# What a PBT trial's config may differ in from the checkpoint it continues, besides what any
+# resume allows (gan_core.checkpoint.keys_blocking_resume, which takes this list): the keys PBT
+# perturbs, and the seed (a member continues another member's checkpoint under its own seed).
+PBT_RESUMABLE = (*PBT_MUTABLE_PREFIXES, "train.seed")
 SCHEDULERS = ("asha", "pbt", "fifo")
 TOP_KEYS = ("name", "description", "base", "budget", "objective", "params", "points", "search")
 BUDGET_KEYS = ("images", "eval_every", "grace_images")
@@ -81,7 +85,7 @@ class ChoiceParam:
 
     def branch(self, value: Scalar) -> tuple[Param, ...]:
         for choice, scope in self.branches:
-            if _same(choice, value):
+            if same_value(choice, value):
                 return scope
         return ()
 
@@ -94,12 +98,6 @@ class Budget:
     images: int  # per trial: train.images, and ASHA's max_t
     eval_every: int  # images between reports (eval.every)
     grace_images: int  # ASHA's grace period: no trial is stopped before this
-
-
-@dataclass(frozen=True)
-class Objective:
-    metric: str = "score"
-    mode: str = "min"
 
 
 @dataclass(frozen=True)
@@ -127,27 +125,27 @@ def key_of(name: str) -> str:
     return name.split("@", 1)[0]
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
     """Equality that keeps True apart from 1 (YAML keys and Optuna choices mix them)."""
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
-def _keys(params: tuple[Param, ...]) -> set[str]:
+def param_keys(params: tuple[Param, ...]) -> set[str]:
     out: set[str] = set()
     for p in params:
         out.add(p.key)
         if isinstance(p, ChoiceParam):
             for _, scope in p.branches:
-                out |= _keys(scope)
+                out |= param_keys(scope)
     return out
 
 
-def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flat_values(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Config keys -> values; a list value becomes the comma-separated string a choice holds."""
     out: dict[str, Any] = {}
     for k, v in data.items():
         if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(flat_values(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = ",".join(map(str, v)) if isinstance(v, list) else v
     return out
@@ -166,7 +164,7 @@ def _in_range(p: FloatParam | IntParam, v: Any) -> bool:
     return True
 
 
-def _point_of(params: tuple[Param, ...], values: dict[str, Any], point: dict[str, Any], *,
+def point_of(params: tuple[Param, ...], values: dict[str, Any], point: dict[str, Any], *,
               strict: bool, where: str) -> None:
     """Walk the active scopes for ``values`` (config key -> value), writing Optuna names."""
     for p in params:
@@ -174,10 +172,10 @@ def _point_of(params: tuple[Param, ...], values: dict[str, Any], point: dict[str
             continue
         v = values[p.key]
         if isinstance(p, ChoiceParam):
-            match = [c for c in p.choices if _same(c, v)]
+            match = [c for c in p.choices if same_value(c, v)]
             if match:
                 point[p.name] = match[0]
-                _point_of(p.branch(match[0]), values, point, strict=strict, where=where)
+                point_of(p.branch(match[0]), values, point, strict=strict, where=where)
             elif strict:
                 raise GansearchError(f"{where}: {p.key}: {v!r} is not one of "
                                      f"{', '.join(map(str, p.choices))}")
@@ -187,7 +185,7 @@ def _point_of(params: tuple[Param, ...], values: dict[str, Any], point: dict[str
             raise GansearchError(f"{where}: {p.key}: {v!r} is outside [{p.low}, {p.high}]")
 
 
-def _describe(params: tuple[Param, ...], indent: str) -> list[str]:
+def describe_params(params: tuple[Param, ...], indent: str) -> list[str]:
     out = []
     for p in params:
         if isinstance(p, FixedParam):
@@ -200,5 +198,5 @@ def _describe(params: tuple[Param, ...], indent: str) -> list[str]:
             out.append(f"{indent}{p.key}: one of {', '.join(map(str, p.choices))}")
             for choice, scope in p.branches:
                 out.append(f"{indent}  when {choice}:")
-                out += _describe(scope, indent + "    ")
+                out += describe_params(scope, indent + "    ")
     return out

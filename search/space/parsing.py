@@ -11,9 +11,10 @@ import yaml
 
 from gan_core.config import Config, load_config, load_preset, preset_names, to_dict
 from gan_core.errors import ConfigError, GansearchError
-from search.space.checker import _Checker
+from search.objective import Direction, Objective
+from search.space.checker import Checker
 from search.space.core import Space
-from search.space.draws import _drawn, check_models
+from search.space.draws import check_models, draw_configs
 from search.space.params import (
     BUDGET_KEYS,
     DRY_RUN_DRAWS,
@@ -22,12 +23,11 @@ from search.space.params import (
     SEARCH_KEYS,
     TOP_KEYS,
     Budget,
-    Objective,
     SearchDefaults,
-    _flat,
-    _keys,
-    _point_of,
+    flat_values,
     key_of,
+    param_keys,
+    point_of,
 )
 
 
@@ -90,11 +90,11 @@ def parse_space(text: str, where: str = "<space>", *, base_dir: Path | None = No
         description=str(data.get("description") or ""),
         text=text,
     )
-    checker = _Checker(space, where)
+    checker = Checker(space, where)
     space.params = checker.scope(data["params"], "params", conditions=(), taken=set())
     space.points = [_user_point(space, p, i, where) for i, p in enumerate(_as_list(data.get("points"), where))]
     if dry_run:
-        _drawn(space, dry_run)
+        draw_configs(space, dry_run)
     return space
 
 
@@ -160,13 +160,11 @@ def _objective(data: Any, where: str) -> Objective:
     if not isinstance(data, dict):
         raise GansearchError(f"{where}: objective: expected a mapping with metric and mode")
     _no_unknown(data, OBJECTIVE_KEYS, where, "objective.")
-    metric = data.get("metric", "score")
-    mode = data.get("mode", "min")
+    default = Objective()
+    metric = data.get("metric", default.metric)
     if not isinstance(metric, str) or not metric:
         raise GansearchError(f"{where}: objective.metric: expected a metric name such as score")
-    if mode not in ("min", "max"):
-        raise GansearchError(f"{where}: objective.mode: {mode!r} is not one of min, max")
-    return Objective(metric, mode)
+    return Objective(metric, Direction.parse(data.get("mode", default.direction), f"{where}: objective.mode"))
 
 
 def _search_defaults(data: Any, where: str) -> SearchDefaults:
@@ -202,13 +200,13 @@ def _search_defaults(data: Any, where: str) -> SearchDefaults:
 def _user_point(space: Space, data: dict[str, Any], index: int, where: str) -> dict[str, Any]:
     """A ``points`` entry (plain config keys) -> an Optuna point; unset keys keep the base value."""
     pwhere = f"{where}: points[{index}]"
-    searched = _keys(space.params)
+    searched = param_keys(space.params)
     for key in data:
         if key not in searched:
             raise GansearchError(f"{pwhere}: {key}: not a searched key (valid: {', '.join(sorted(searched))})")
-    values = {**_flat(to_dict(space.base_config)), **data}
+    values = {**flat_values(to_dict(space.base_config)), **data}
     point: dict[str, Any] = {}
-    _point_of(space.params, values, point, strict=False, where=pwhere)
+    point_of(space.params, values, point, strict=False, where=pwhere)
     # Keys the point names must have landed in an active scope with a valid value.
     landed = {key_of(n) for n in point}
     for key, v in data.items():
