@@ -88,15 +88,16 @@ def keys_blocking_resume(saved: Config, cfg: Config, *, also_mutable: Sequence[s
     return [k for k in diff(saved, cfg) if not k.startswith(allowed)]
 
 
-def check_resumable(state: dict[str, Any], cfg: Config, path: Path) -> None:
+def check_resumable(state: dict[str, Any], cfg: Config, path: Path, *,
+                    hint: str = "use a new --out directory") -> None:
     """Refuse to resume ``state`` (read from ``path``) under ``cfg`` if they differ in a key that
-    shapes the weights; the budget, logging and evaluation may change."""
+    shapes the weights; the budget, logging and evaluation may change. ``hint`` ends the refusal."""
     changed = keys_blocking_resume(from_dict(state["config"]), cfg)
     if not changed and ":" in cfg.model.arch:
         user_arch.check_source(state.get("arch_source"), cfg.model.arch, path)
     if changed:
         raise GansearchError(f"{path}: refusing to resume with a different config; differing keys: "
-                             + ", ".join(changed) + " (use a new --out directory)")
+                             + ", ".join(changed) + f" ({hint})")
 
 
 def start_run_from(folder: str | Path, run_dir: str | Path, cfg: Config) -> int | None:
@@ -110,7 +111,14 @@ def start_run_from(folder: str | Path, run_dir: str | Path, cfg: Config) -> int 
     if (dst / CHECKPOINT).exists():
         return None
     state = load_checkpoint(src)
-    check_resumable(state, cfg, src / CHECKPOINT)
+    # The run goes on from the trial's weights, which only its own config fits: an edited config
+    # trains from scratch (the --out folder is new; another one would not help).
+    check_resumable(state, cfg, src / CHECKPOINT, hint="the trial's checkpoint only continues the config it "
+                    "trained; retrain without --continue to train the edited config from scratch")
+    if state["images_seen"] > cfg.train.images:
+        raise GansearchError(f"--continue: the budget, {cfg.train.images} images, is less than the "
+                             f"{state['images_seen']} the trial's checkpoint {src} has already seen; it trains on "
+                             "from there (give more --images, or retrain without --continue to start over)")
     dst.mkdir(parents=True, exist_ok=True)
     log = src / "metrics.jsonl"
     if log.exists():

@@ -34,10 +34,19 @@ _AXES = ("kind", "step", "images_seen")
 
 
 class EventWriter:
-    """TensorBoard events of one run, written with tensorboardX into ``run_dir``."""
+    """TensorBoard events of one run, written with tensorboardX into ``run_dir``.
 
-    def __init__(self, writer: Any) -> None:
-        self.writer = writer
+    Written in this thread, not through tensorboardX's SummaryWriter: that one queues events for
+    a thread of its own, and its ``flush()`` flushes only what the thread has taken from the
+    queue, so a point flushed before a search's report could still be missing from the file Ray
+    copied when the trial stopped (a resumed trial's events then lacked it). Here ``flush()``
+    puts every point recorded so far on disk; between evaluations the file is flushed every
+    ``flush_s`` seconds, so TensorBoard follows a run as it trains."""
+
+    def __init__(self, writer: Any, flush_s: float = 30.0) -> None:
+        self.writer = writer  # tensorboardX's EventsWriter: one file, written at once
+        self.flush_s = flush_s
+        self.flushed = time.monotonic()
 
     @classmethod
     def open(cls, run_dir: Path, *, purge_from: int = 0) -> EventWriter | None:
@@ -46,28 +55,45 @@ class EventWriter:
         TensorBoard drops the points earlier files hold at ``purge_from`` images or later: a
         resumed run passes one past its checkpoint's images, since it writes what follows again."""
         try:
-            from tensorboardX import SummaryWriter
+            import tensorboardX  # noqa: F401 - the package itself (its modules may be imported already)
+            from tensorboardX.event_file_writer import EventsWriter
+            from tensorboardX.proto.event_pb2 import Event, SessionLog
         except ImportError:
             return None
         # tensorboardX names a file by the second it opened it: a run resumed within the same
         # second would overwrite the earlier file, so the name ends in the nanosecond too.
-        return cls(SummaryWriter(str(run_dir), purge_step=purge_from, flush_secs=30,
-                                 filename_suffix=f".{time.time_ns()}"))
+        writer = EventsWriter(str(Path(run_dir) / "events"), f".{time.time_ns()}")
+        writer.write_event(Event(step=purge_from, wall_time=time.time(),
+                                 session_log=SessionLog(status=SessionLog.START)))
+        writer.flush()
+        return cls(writer)
+
+    def _add(self, summary: Any, images_seen: int) -> None:
+        from tensorboardX.proto.event_pb2 import Event
+
+        self.writer.write_event(Event(summary=summary, step=int(images_seen), wall_time=time.time()))
+        if time.monotonic() - self.flushed >= self.flush_s:
+            self.flush()
 
     def record(self, record: dict[str, Any]) -> None:
         """Every finite number (and flag) of one ``metrics.jsonl`` record as ``KIND/FIELD``."""
+        from tensorboardX.summary import scalar
+
         kind, at = record.get("kind", "train"), int(record.get("images_seen", 0))
         for key, value in record.items():
             if key in _AXES or not isinstance(value, (int, float)):
                 continue
             if math.isfinite(value):
-                self.writer.add_scalar(f"{kind}/{key}", float(value), at)
+                self._add(scalar(f"{kind}/{key}", float(value)), at)
 
     def image(self, tag: str, img: Image.Image, images_seen: int) -> None:
-        self.writer.add_image(tag, np.asarray(img.convert("RGB")), images_seen, dataformats="HWC")
+        from tensorboardX.summary import image
+
+        self._add(image(tag, np.asarray(img.convert("RGB")), dataformats="HWC"), images_seen)
 
     def flush(self) -> None:
         self.writer.flush()
+        self.flushed = time.monotonic()
 
     def close(self) -> None:
         self.writer.close()

@@ -8,6 +8,7 @@ import fcntl
 import io
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import IO, Any
@@ -111,7 +112,9 @@ class RunLock:
     """An exclusive ``flock`` on ``folder/.lock``, held while a run writes into ``folder``.
 
     The kernel drops it when the process dies (even by kill -9), so a stale lock never blocks
-    a resume. The holder's pid is written into the file, for the refusal message.
+    a resume. The holder's pid and host are written into the file, for the refusal message:
+    ``LABEL: in use by another HOLDER (pid N); HINT`` (``(pid N on HOST)`` with ``show_host``;
+    the label is the folder unless given).
 
     Example::
 
@@ -119,8 +122,12 @@ class RunLock:
             ...  # the only writer of run_dir
     """
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, *, holder: str = "trainer",
+                 hint: str = "wait for it to end or choose another --out", show_host: bool = False,
+                 label: str | None = None) -> None:
         self.folder = Path(folder)
+        self.holder, self.hint, self.show_host = holder, hint, show_host
+        self.label = label or str(self.folder)  # what the refusal names
         self._file: IO[str] | None = None
 
     def acquire(self) -> None:
@@ -130,15 +137,16 @@ class RunLock:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
-            pid = f.read().strip() or "unknown"
+            pid, _, host = f.read().strip().partition(" ")
             f.close()
-            raise GansearchError(f"{self.folder}: in use by another trainer (pid {pid}); wait for it "
-                                 "to end or choose another --out") from None
+            where = f" on {host}" if self.show_host and host else ""
+            raise GansearchError(f"{self.label}: in use by another {self.holder} (pid {pid or 'unknown'}{where}); "
+                                 f"{self.hint}") from None
         except BaseException:
             f.close()
             raise
         f.truncate(0)
-        f.write(f"{os.getpid()}\n")
+        f.write(f"{os.getpid()} {socket.gethostname()}\n")
         f.flush()
         self._file = f
 

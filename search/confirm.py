@@ -127,9 +127,11 @@ def _run_score(run_dir: Path, objective: Objective) -> tuple[float | None, int]:
 def confirm(exp: Experiment, k: int, seeds: int = 3, *, device: str = "auto",
             say: Callable[[str], None] = print) -> ConfirmReport:
     """Re-train the top ``k`` finished trials' configs on ``seeds`` further seeds each at the
-    search's full budget; write confirm.json; configs ranked by their mean score."""
+    search's full budget; write confirm.json; configs ranked by their mean score. A run stopped by
+    Ctrl-C or SIGTERM (saved where it stopped) stops the confirmation with KeyboardInterrupt before
+    anything is counted or written: the same call again resumes it."""
     from gan_core.config import apply_overrides
-    from gan_core.loop import train
+    from gan_core.loop import RunStatus, train
 
     if k < 1 or seeds < 1:
         raise GansearchError(f"--confirm/--seeds: must be >= 1, got {k} configs and {seeds} seeds")
@@ -151,7 +153,11 @@ def confirm(exp: Experiment, k: int, seeds: int = 3, *, device: str = "auto",
             cfg.name = f"{exp.name}-{t.trial_id}-seed{seed}"
             run_dir = root / t.trial_id / f"seed_{seed}"
             say(f"confirm: trial {t.trial_id} seed {seed} ({i + 1}/{seeds}), {cfg.train.images} images -> {run_dir}")
-            train(cfg, run_dir, device=device, progress=False)
+            result = train(cfg, run_dir, device=device, progress=False)
+            if result.status == RunStatus.STOPPED:  # Ctrl-C/SIGTERM: the run saved where it stopped
+                say(f"confirm: interrupted after {result.images_seen} of {cfg.train.images} images; nothing "
+                    f"counted or written (the same --confirm again resumes {run_dir})")
+                raise KeyboardInterrupt
             score, images = _run_score(run_dir, exp.objective)
             row.seeds.append(seed)
             row.scores.append(score)
@@ -170,8 +176,8 @@ def confirm(exp: Experiment, k: int, seeds: int = 3, *, device: str = "auto",
     return report
 
 
-def read_marks(exp: Experiment) -> dict[str, str]:
-    """trial id -> its confirmed ``mean±sd (S seeds)``, from confirm.json (empty without one)."""
+def read_confirmed(exp: Experiment) -> dict[str, Confirmed]:
+    """trial id -> its confirmation, from confirm.json (empty without one)."""
     data = exp.folder.read_json(CONFIRM_FILE)
     if not isinstance(data, dict):
         return {}
@@ -179,9 +185,13 @@ def read_marks(exp: Experiment) -> dict[str, str]:
     for c in data.get("configs") or []:
         if isinstance(c, dict) and isinstance(c.get("trial_id"), str):
             scores = [s if finite(s) else None for s in c.get("scores") or []]
-            out[c["trial_id"]] = Confirmed(c["trial_id"], c.get("search_score"), list(c.get("seeds") or []),
-                                           scores).mark()
+            out[c["trial_id"]] = Confirmed(c["trial_id"], c.get("search_score"), list(c.get("seeds") or []), scores)
     return out
+
+
+def read_marks(exp: Experiment) -> dict[str, str]:
+    """trial id -> its confirmed ``mean±sd (S seeds)``, from confirm.json (empty without one)."""
+    return {tid: c.mark() for tid, c in read_confirmed(exp).items()}
 
 
 def format_report(report: ConfirmReport) -> str:

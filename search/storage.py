@@ -176,6 +176,24 @@ class Folder:
         dest.write_bytes(data)
         return dest
 
+    def remove(self, rel: str) -> None:
+        """Delete the file or folder (with all it holds) ``rel``; nothing when it does not exist."""
+        if not is_uri(self.root):
+            path = self._rel(rel)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.remove(path)
+            return
+        import pyarrow.fs
+
+        fs, _ = self._fs()
+        info = fs.get_file_info(self._rel(rel))
+        if info.type == pyarrow.fs.FileType.Directory:
+            fs.delete_dir(self._rel(rel))
+        elif info.type == pyarrow.fs.FileType.File:
+            fs.delete_file(self._rel(rel))
+
     def upload(self, local: Path, rel: str) -> None:
         """Copy a local file into the folder."""
         if not is_uri(self.root):

@@ -359,7 +359,7 @@ CASES = [
     Case("resume-no-space-file", lambda c: ["resume", str(_exp_with("space.yaml", None)(c)[1])],
          ("space.yaml",)),
     Case("resume-state-missing-keys", lambda c: ["resume", str(_exp_with("gansearch.json", "{}")(c)[1])],
-         ("no Ray Tune experiment state",)),
+         ("gansearch.json", "no name, scheduler, options", "cannot resume")),
     Case("resume-not-experiment", lambda c: ["resume", str(c.tmp)], ("gansearch.json",)),
     # --- search flags and space files (all refused before Ray starts)
     Case("search-trials-zero", lambda c: ["search", "--space", str(c.write("s.yaml", SPACE)), "--name", "x",

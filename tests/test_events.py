@@ -101,3 +101,17 @@ def test_without_tensorboardx_training_writes_no_events(tiny_cfg, tmp_path, monk
     assert result.status == "completed" and result.step == 4
     assert not list((tmp_path / "run").glob("events.out.tfevents.*"))
     assert (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_flush_puts_every_point_recorded_so_far_on_disk(tmp_path):
+    """A search trial flushes before each report, and Ray copies the file when the trial stops:
+    tensorboardX's own writer queued points for a thread and its flush() left them in the queue."""
+    from gan_core.events import EventWriter
+
+    events = EventWriter.open(tmp_path, purge_from=3073)
+    for n in range(1, 51):
+        events.record({"kind": "eval", "images_seen": 1024 * n, "score": float(n)})
+    events.flush()  # not closed: the file is read as Ray copies it
+    scalars, _ = read_events(tmp_path)
+    assert [s for s, _ in scalars["eval/score"]] == [1024 * n for n in range(1, 51)]
+    events.close()

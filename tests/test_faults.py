@@ -18,6 +18,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
+import random
 import shutil
 import signal
 import subprocess
@@ -28,7 +30,9 @@ from typing import Any
 
 import pytest
 
+from gan_core.io import read_jsonl
 from tests import ray_hooks
+from tests.test_events import read_events
 
 pytestmark = pytest.mark.faults
 
@@ -69,16 +73,16 @@ def _data_root() -> Path:
     return Path(os.environ.get("GANSEARCH_DATA") or EMBEDDED_DATA_DIR).resolve()
 
 
-def _project(tmp_path: Path) -> Path:
+def _project(tmp_path: Path, space: str = SPACE) -> Path:
     """A user's folder: the space file and two links to the data, all named relatively."""
     root = _data_root()
     (tmp_path / "data-here").symlink_to(root)
     (tmp_path / "mnist-here").symlink_to(root)
-    (tmp_path / "space.yaml").write_text(SPACE)
+    (tmp_path / "space.yaml").write_text(space)
     return tmp_path
 
 
-def _gansearch(args: list[str], cwd: Path, log: Path, hold: Path) -> subprocess.Popen:
+def _gansearch(args: list[str], cwd: Path, log: Path, hold: Path | None = None) -> subprocess.Popen:
     """`gansearch ARGS` in its own session: its pgid is its pid, and its Ray is in that group;
     its trials have the hold of tests/ray_hooks.py in ``hold``."""
     with open(log, "ab") as out:
@@ -367,3 +371,173 @@ def test_three_processes_building_one_classifier_cache(tmp_path, started):
     trainer = next(r for r in rows if r["trained"])
     # The others asked while it was training (they waited on the lock, then loaded its entry).
     assert all(r["start"] < trainer["end"] for r in rows)
+
+
+# ----------------------------------------------------------------------------- signals at any moment
+
+# Three trials of four reports, two at a time: small enough for six interrupted searches and two
+# uninterrupted ones. ASHA (reduction factor 2) has rungs at 1024 and 2048 images; PBT perturbs
+# the population at 2048.
+SIGNAL_SPACE = """
+base: mnist-mlp
+budget: {images: 4096, eval_every: 1024, grace_images: 1024}
+search: {scheduler: fifo, reduction_factor: 2}
+params:
+  optim.d.lr: {float: [1.0e-4, 1.0e-2], log: true}
+  model.width: 0.0625
+  model.latent_dim: 16
+  model.g_depth: 1
+  model.d_depth: 1
+  train.batch_size: 32
+  train.log_every: 1024
+  train.sample_every: 1024
+  train.checkpoint_every: 0
+  eval.n: 64
+  data.data_dir: mnist-here
+"""
+SIG_BUDGET, SIG_EVERY, SIG_BATCH, SIG_TRIALS = 4096, 1024, 32, 3
+# Which moments each scheduler gets: every signal once, the first second (gansearch.json has just
+# appeared: Ray has saved nothing yet) for one of them, the k-th report (drawn) for the other.
+MATRIX = [("fifo", "SIGINT", "report"), ("fifo", "SIGTERM", "first"), ("asha", "SIGINT", "first"),
+          ("asha", "SIGTERM", "report"), ("pbt", "SIGINT", "report"), ("pbt", "SIGTERM", "first")]
+FAULT_SEED = int(os.environ.get("GANSEARCH_FAULT_SEED") or random.randrange(2**31))
+
+
+def _search_args(name: str, scheduler: str) -> list[str]:
+    return ["search", "--space", "space.yaml", "--name", name, "--storage", "runs", "--scheduler", scheduler,
+            "--trials", str(SIG_TRIALS), "--max-concurrent", "2", "--seed", "5", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The same searches never interrupted, run once per scheduler when a test asks for one."""
+    done: dict[str, Path] = {}
+
+    def get(scheduler: str) -> Path:
+        if scheduler not in done:
+            project = _project(tmp_path_factory.mktemp(f"straight-{scheduler}"), SIGNAL_SPACE)
+            log = project / "driver.log"
+            proc = _gansearch(_search_args("straight", scheduler), project, log)
+            try:
+                assert proc.wait(timeout=900) == 0, log.read_text()[-3000:]
+            finally:
+                if proc.poll() is None:
+                    _kill_tree(proc)
+            done[scheduler] = project / "runs" / "straight"
+        return done[scheduler]
+
+    return get
+
+
+def _member(exp: Path, trial: Path, scheduler: str) -> str:
+    """What makes a trial the same one in another run of the search: its PBT member's place, or
+    its sampled values and seed (Optuna's trial ids are random)."""
+    if scheduler == "pbt":
+        return trial.name.rsplit("_", 1)[-1]
+    params = json.loads((trial / "params.json").read_text())
+    return json.dumps(params, sort_keys=True)
+
+
+def _history(trial: Path) -> list[tuple[int, float]]:
+    return [(r["images_seen"], r["score"]) for r in _reports(trial)]
+
+
+@pytest.mark.parametrize("scheduler,sig,moment", MATRIX, ids=["-".join(c) for c in MATRIX])
+def test_a_signal_at_any_moment_then_resume_loses_nothing(tmp_path, started, uninterrupted, scheduler, sig, moment):
+    """Ctrl-C (SIGINT to the driver's process group) or SIGTERM (to the driver, as `kill` sends it)
+    at a moment the test observes, drawn from a seed printed with every failure
+    (GANSEARCH_FAULT_SEED repeats it), then `gansearch resume`. Whatever moment it lands on:
+    every trial's history is complete and appears once in result.json and progress.csv, as the
+    trainable reported it, with every sample grid and TensorBoard point; no Optuna trial is left
+    RUNNING; ASHA stops only at its rungs and its rungs hold every trial's score; FIFO and PBT
+    end as the uninterrupted search of the same seed does, score for score."""
+    import optuna
+
+    rng = random.Random(f"{FAULT_SEED}-{scheduler}-{sig}")
+    reports = rng.randint(1, 4) if scheduler == "asha" else rng.randint(1, SIG_TRIALS * 4 - 2)
+    what = "gansearch.json appears" if moment == "first" else f"the {reports}th report"
+    repeat = f"(GANSEARCH_FAULT_SEED={FAULT_SEED}: {sig} to a {scheduler} search when {what})"
+    project = _project(tmp_path, SIGNAL_SPACE)
+    exp, log = project / "runs" / "sig", tmp_path / "driver.log"
+    t0 = time.time()
+    driver = _gansearch(_search_args("sig", scheduler), project, log)
+    started.append(driver)
+
+    def arrived() -> bool:
+        if moment == "first":
+            return (exp / "gansearch.json").exists()
+        return sum(len(r) for r in _trials(exp).values()) >= reports
+
+    deadline = time.time() + 900
+    while not arrived() and driver.poll() is None:
+        assert time.time() < deadline, f"{repeat}: never arrived\n{log.read_text()[-3000:]}"
+        time.sleep(0.05)
+    if driver.poll() is None:
+        if sig == "SIGINT":
+            os.killpg(driver.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
+        else:
+            os.kill(driver.pid, signal.SIGTERM)
+    first = driver.wait(timeout=600)
+    text = log.read_text()
+    assert first in (0, 130), f"{repeat}: the stopped search exited {first}\n{text[-3000:]}"
+    assert "Traceback" not in text and "SIGTERM received at time" not in text, f"{repeat}\n{text[-3000:]}"
+    if first == 130:
+        assert f"interrupted: continue with `gansearch resume {exp}`" in text, f"{repeat}\n{text[-2000:]}"
+    out = subprocess.run([sys.executable, "-m", "search.cli", "resume", str(exp)], cwd=project, env=_env(),
+                         capture_output=True, text=True, timeout=900, start_new_session=True)
+    resumed = out.stdout + out.stderr
+    assert out.returncode == 0, f"{repeat}\n{resumed[-3000:]}"
+    assert "Traceback" not in resumed and "Failed to restore" not in resumed, f"{repeat}\n{resumed[-3000:]}"
+    assert f"{SIG_TRIALS}/{SIG_TRIALS} done" in resumed, f"{repeat}\n{resumed[-2000:]}"
+
+    summary = json.loads((exp / "summary.json").read_text())
+    counts = summary["counts"]
+    assert not summary["interrupted"], (repeat, counts)
+    if scheduler == "asha":
+        assert counts["completed"] + counts["stopped"] == SIG_TRIALS, (repeat, counts)
+    else:
+        assert counts["completed"] == SIG_TRIALS, (repeat, counts)
+    trials = sorted(d for d in exp.glob("trial_*") if d.is_dir())
+    assert len(trials) == SIG_TRIALS, (repeat, [d.name for d in trials])
+    for trial in trials:
+        history = _history(trial)
+        images = [n for n, _ in history]
+        # Complete, in order, each report once: 1024, 2048, ... up to where the trial ended.
+        assert images == list(range(SIG_EVERY, images[-1] + 1, SIG_EVERY)), (repeat, trial.name, images)
+        with open(trial / "progress.csv", newline="") as f:
+            assert [(int(float(r["images_seen"])), float(r["score"])) for r in csv.DictReader(f)] == history, \
+                (repeat, trial.name)
+        if scheduler != "pbt":  # a PBT member's run log is its donor's before it took the checkpoint
+            evals = [(r["images_seen"], r["score"]) for r in read_jsonl(trial / "run" / "metrics.jsonl")
+                     if r.get("kind") == "eval"]
+            assert evals == history, (repeat, trial.name)  # what the trainable computed and reported
+        steps = {int(p.stem.split("-")[1]) for p in (trial / "run" / "samples").glob("step-*.png")}
+        assert steps >= set(range(0, images[-1] // SIG_BATCH + 1, SIG_EVERY // SIG_BATCH)), (repeat, trial.name, steps)
+        scalars, _ = read_events(trial / "run")
+        assert [s for s, _ in scalars["eval/score"]] == images, (repeat, trial.name)
+        if scheduler == "asha" and images[-1] < SIG_BUDGET:
+            assert images[-1] in (1024, 2048), (repeat, trial.name, images)  # stopped at a rung, nowhere else
+    if scheduler == "asha":
+        (states,) = [pickle.loads(p.read_bytes()) for p in sorted(exp.glob("callback-states-*.pkl"))[-1:]]
+        (rungs,) = [s["scheduler"]["rungs"][0] for s in states.values() if s and "scheduler" in s]
+        for milestone, recorded in rungs:
+            if milestone >= SIG_BUDGET:
+                continue  # recorded as trials complete, by ASHA's own rule
+            reached = {d.name.removeprefix("trial_"): dict(_history(d)) for d in trials}
+            want = {tid: -h[milestone] for tid, h in reached.items() if milestone in h}  # ASHA maximises
+            assert recorded == want, (repeat, milestone, recorded, want)  # the rungs survived the stop
+    if scheduler != "pbt":
+        study = optuna.load_study(study_name="sig", storage=f"sqlite:///{exp / 'optuna.db'}")
+        states = [t.state.name for t in study.trials]
+        assert len(states) == SIG_TRIALS and "RUNNING" not in states, (repeat, states)
+        assert states.count("COMPLETE") == counts["completed"] and states.count("PRUNED") == counts["stopped"]
+    if scheduler in ("fifo", "pbt"):
+        straight = uninterrupted(scheduler)
+        want = {_member(straight, d, scheduler): _history(d) for d in straight.glob("trial_*") if d.is_dir()}
+        got = {_member(exp, d, scheduler): _history(d) for d in trials}
+        assert got == want, repeat  # every trial, score for score, as if never stopped
+        best = json.loads((straight / "summary.json").read_text())["best"]
+        assert (summary["best"]["trial_id"].rsplit("_", 1)[-1] if scheduler == "pbt" else summary["best"]["params"]) \
+            == (best["trial_id"].rsplit("_", 1)[-1] if scheduler == "pbt" else best["params"]), repeat
+        assert summary["best"]["score"] == best["score"], repeat
+    print(f"\n{repeat}: stopped search exited {first}; done with the resume in {time.time() - t0:.0f} s")

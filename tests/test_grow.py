@@ -158,7 +158,7 @@ def test_two_objective_search_pareto_front_and_confirmed_winner(two_objective, c
     plots, best_yaml = exp.parent / "plots", exp.parent / "best.yaml"
     capsys.readouterr()
     assert command("review", str(exp), "--plots", str(plots), "--confirm", "2", "--seeds", "2",
-                   "--export", str(best_yaml)) == 0
+                   "--export", str(best_yaml), "--json", str(exp.parent / "board.json")) == 0
     out = capsys.readouterr().out
     listed = out.split("Pareto front", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
     assert {line.split()[0] for line in listed} == front, out
@@ -187,6 +187,13 @@ def test_two_objective_search_pareto_front_and_confirmed_winner(two_objective, c
     board = out.split("confirmed on 2 further seeds", 1)[0]
     assert " confirmed " in board and f"{means[report['best']]:.4g}±" in board and "(2 seeds)" in board
     assert len(open_experiment(exp).trials) == len(record.trials)  # the confirmation runs are not trials
+    # --json carries the confirmation and both costs of every trial.
+    rows = {r["trial"]: r for r in json.loads((exp.parent / "board.json").read_text())["trials"]}
+    for c in report["configs"]:
+        assert rows[c["trial_id"]]["confirmed_mean"] == pytest.approx(c["mean"])
+        assert rows[c["trial_id"]]["confirmed"].endswith("(2 seeds)")
+    for tid, (_, cost) in values.items():
+        assert rows[tid]["g_params"] == cost and rows[tid]["images_per_s"] > 0
 
 
 def test_pareto_front_keeps_exactly_the_non_dominated_points():

@@ -69,8 +69,10 @@ class Trainer:
     code, without paying torch's import again (seconds on a busy machine). With ``hold=(module,
     n)`` it stops inside the step of that forward until :meth:`release`."""
 
-    def __init__(self, out, steps=STEPS, hold=None):
-        argv = [a if a != str(STEPS) else str(steps) for a in ARGS] + ["--out", str(out)]
+    def __init__(self, out, steps=STEPS, hold=None, argv=None):
+        """``gansearch train`` of ARGS into ``out``, or any command ``argv`` (logged next to ``out``)."""
+        if argv is None:
+            argv = [a if a != str(STEPS) else str(steps) for a in ARGS] + ["--out", str(out)]
         self.log = out.parent / f"{out.name}.{time.monotonic_ns()}.log"
         self.returncode = None
         held_r, held_w = os.pipe()
@@ -269,3 +271,58 @@ def test_signal_handlers_are_restored_and_not_installed_off_the_main_thread(tiny
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+CONFIRM_SPACE = """
+base: mnist-mlp
+budget: {images: 8192, eval_every: 4096, grace_images: 4096}
+params:
+  optim.d.lr: {float: [1.0e-4, 1.0e-2], log: true}
+  model.width: 0.0625
+  model.g_depth: 2
+  model.d_depth: 2
+  train.batch_size: 64
+  train.log_every: 64
+  train.sample_every: 100000
+  train.checkpoint_every: 0
+  eval.n: 64
+"""
+
+
+def test_ctrl_c_during_review_confirm_stops_it_and_nothing_is_counted(tmp_path):
+    """A confirmation run stopped by Ctrl-C was averaged in as if it were a result (7,584 of
+    65,536 images), and confirmed_config.yaml written. Now the confirmation stops, writes nothing,
+    and the same command again resumes the run and counts it whole."""
+    exp = tmp_path / "exp"
+    trial = exp / "trial_a"
+    trial.mkdir(parents=True)
+    (exp / "gansearch.json").write_text(json.dumps({"name": "exp", "metric": "score", "mode": "min",
+                                                    "scheduler": "fifo", "options": {}}))
+    (exp / "space.yaml").write_text(CONFIRM_SPACE)
+    from search.space import parse_space, random_draws
+
+    params, fixed = random_draws(parse_space(CONFIRM_SPACE, "space.yaml", dry_run=0), 1, 7)[0]
+    point = {**params, **fixed}
+    (trial / "params.json").write_text(json.dumps(point))  # as Ray writes it: sampled and fixed values
+    (trial / "result.json").write_text(json.dumps({"trial_id": "a", "images_seen": 8192, "score": 5.0}) + "\n")
+    argv = ["review", str(exp), "--confirm", "1", "--seeds", "2"]
+    # Held inside the first run's 10th forward of G (a training step: its first grid took one),
+    # signalled there, released once the run said it heard.
+    proc = Trainer(tmp_path / "confirm", hold=("Generator", 10), argv=argv)
+    proc.wait_held()
+    proc.send_signal(signal.SIGINT)
+    proc.wait_for_output("SIGINT received")
+    proc.release()
+    assert proc.wait() == 130, proc.output()
+    assert "confirm: interrupted after" in proc.output() and "Traceback" not in proc.output()
+    assert not (exp / "confirm.json").exists() and not (exp / "confirmed_config.yaml").exists()
+    (first,) = (exp / "confirm" / "a").glob("seed_*")
+    stopped_at = load_checkpoint(first)["images_seen"]
+    assert 0 < stopped_at < 8192  # signalled inside one of its first steps of 128
+    again = Trainer(tmp_path / "confirm", argv=argv)
+    assert again.wait() == 0, again.output()
+    report = json.loads((exp / "confirm.json").read_text())
+    (row,) = report["configs"]
+    assert row["images"] == [8192, 8192] and all(s is not None for s in row["scores"])
+    steps = [r["step"] for r in read_jsonl(first / "metrics.jsonl") if r["kind"] == "train"]
+    assert steps == list(range(1, 8192 // 64 + 1))  # resumed where it stopped, each step once

@@ -115,4 +115,11 @@ def test_retrain_continue_refusals_are_one_line_and_write_nothing(tiny_cfg, tmp_
     assert main(["retrain", _exported(other, tmp_path, trial), "--out", str(tmp_path / "c"), "--continue"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "differing keys: model.latent_dim" in err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    assert "retrain without --continue" in err and "new --out" not in err  # --out was new already
+    # A budget the trial's checkpoint (32 images) has passed: it cannot continue to it.
+    assert main(["retrain", _exported(cfg, tmp_path, trial), "--out", str(tmp_path / "d"), "--continue",
+                 "--images", "16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "the budget, 16 images, is less than the 32" in err
+    for name in "abcd":
+        assert not (tmp_path / name).exists(), name

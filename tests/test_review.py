@@ -389,7 +389,7 @@ def test_leaderboard_csv_and_json(search, tmp_path, capsys):
     cols = doc["columns"]
     assert list(rows[0]) == cols
     for col in ("rank", "trial", "status", "reason", "score", "best_images", "last_score", "images_seen",
-                "optim.d.lr", "optim.g.lr", "model.arch", "model.g_depth", "loss.name",
+                "confirmed", "confirmed_mean", "confirmed_sd", "g_params", "images_per_s", "optim.d.lr", "optim.g.lr", "model.arch", "model.g_depth", "loss.name",
                 "best.cfd_64", "best.precision_64", "best.recall_64", "last.cfd_64"):
         assert col in cols, col
     by_id = {r.trial_id: r for r in outcome.rows}
@@ -412,6 +412,8 @@ def test_leaderboard_csv_and_json(search, tmp_path, capsys):
         assert rec["best.cfd_64"] == pytest.approx(want.score)
         last = results(want.path)[-1]
         assert rec["last.cfd_64"] == pytest.approx(last["cfd_64"])
+        assert rec["g_params"] == last["g_params"] and int(row["g_params"]) == last["g_params"] > 0
+        assert rec["images_per_s"] > 0 and rec["confirmed"] is None and row["confirmed"] == ""  # no --confirm run
         assert rec["last.recall_64"] == pytest.approx(last["recall_64"])
 
 

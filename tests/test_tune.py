@@ -404,6 +404,61 @@ class TestLocal:
         assert trial.user_attrs["images_seen"] == 4096 and trial.user_attrs["best_images"] == 512
         assert trial.user_attrs["last_score"] == 4096 and trial.user_attrs["tune_trial_id"] == done.trial_id
 
+    def test_pbt_keeps_every_report_of_every_trial_in_result_json_and_progress_csv(self, tmp_path):
+        """Three members on two slots: PBT pauses and restarts each at every perturbation (and
+        clones the better ones' checkpoints into the worse), and every restart made Tune copy the
+        experiment folder's older result.json back over the driver's."""
+        import csv
+
+        from search.experiment import SearchOptions, open_experiment
+        from search.raytune.tune import run_search
+
+        space = tiny_space(tmp_path, images=2048, every=512, name="pbt")
+        heard = HeardReports()
+        out = run_search(space, SearchOptions(name="pbt", storage=str(tmp_path / "runs"), trials=3, max_concurrent=2,
+                                              scheduler="pbt", verbose=0), callbacks=[heard])
+        assert [r.status for r in out.rows] == ["completed"] * 3, [(r.status, r.reason) for r in out.rows]
+        assert sum(heard.starts.values()) > 3  # the perturbations restarted trials
+        for r in out.rows:
+            told = [(x["images_seen"], x["score"]) for x in heard.reports[r.trial_id]]
+            assert [n for n, _ in told] == [512, 1024, 1536, 2048], told  # what the trainable reported
+            assert [(x["images_seen"], x["score"]) for x in results(r.path)] == told
+            with open(Path(r.path) / "progress.csv", newline="") as f:
+                rows = [(int(row["images_seen"]), float(row["score"])) for row in csv.DictReader(f)]
+            assert rows == told
+        every = [(score, tid) for tid, reps in heard.reports.items() for score in (x["score"] for x in reps)]
+        best_score, best_trial = min(every)
+        assert (out.best.trial_id, out.best.score) == (best_trial, best_score)
+        exp = open_experiment(out.experiment_path)
+        assert exp.best().trial_id == best_trial  # what review names
+        # A member's values change when it takes another's checkpoint: the leaderboard shows and
+        # export writes the values it had at its best point, params.json holds its last ones.
+        from search.review.export import export_config
+
+        changed = 0
+        for t in exp.trials:
+            at_best = results(t.path)[t.best_index]["config"]["point"]
+            assert t.params == at_best
+            changed += at_best != json.loads((Path(t.path) / "params.json").read_text())["point"]
+            _, cfg = export_config(exp, tmp_path / f"{t.trial_id}.yaml", t.trial_id)
+            assert cfg.optim.d.lr == t.params["optim.d.lr"]
+        print(f"{changed} of 3 members ended with other values than at their best point")
+
+
+class HeardReports(Callback):
+    """Every report the driver heard from each trial, and how often each trial started."""
+
+    def __init__(self) -> None:
+        self.reports: dict[str, list[dict]] = {}
+        self.starts: dict[str, int] = {}
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.starts[trial.trial_id] = self.starts.get(trial.trial_id, 0) + 1
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.reports.setdefault(trial.trial_id, []).append(
+            {"images_seen": result["images_seen"], "score": result["score"]})
+
 
 def kept_images(trial_path: str) -> list[int]:
     """Images seen at each checkpoint still in a trial folder."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import json
 import pickle
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from ray.tune import Checkpoint, Result
@@ -104,13 +106,18 @@ def test_under_pbt_another_trials_checkpoints_are_refilled_but_never_deleted(tmp
 
 
 class _Trial:
-    """What Tune's file loggers use of a trial: its config and its folder on the driver
-    (``checkpoint`` None: nothing to bring back from storage)."""
+    """What Tune's file loggers use of a trial: its id, config, its folder on the driver and its
+    folder in the experiment (``checkpoint`` None: nothing to bring back from storage)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, stored: Path | None = None) -> None:
+        import pyarrow.fs
+
+        self.trial_id = folder.name.removeprefix("trial_")
         self.config: dict = {}
         self.local_path = str(folder)
-        self.checkpoint = None
+        self.checkpoint: Checkpoint | None = None
+        self.storage = SimpleNamespace(trial_fs_path=str(stored or folder),
+                                       storage_filesystem=pyarrow.fs.LocalFileSystem())
         folder.mkdir(parents=True)  # Tune makes it before a trial starts
 
     def init_local_path(self) -> None:
@@ -147,6 +154,42 @@ def test_reports_without_images_or_moving_forward_are_logged_as_tune_would(tmp_p
     logger.log_trial_end(trial)
     rows = [json.loads(line) for line in (tmp_path / "trial_y" / "result.json").read_text().splitlines()]
     assert [r.get("images_seen") for r in rows] == [512, 1024, None]
+
+
+@pytest.mark.parametrize("logger_class", [ResultJsonLog, ProgressCsvLog])
+def test_a_restarted_trial_keeps_the_rows_this_driver_wrote_and_a_new_driver_takes_the_stored_ones(
+        tmp_path, logger_class):
+    """Tune copies a trial's file back from the experiment folder when the trial restarts with a
+    checkpoint (every PBT perturbation); the folder's copy is the driver's of a few seconds ago."""
+    stored = tmp_path / "experiment" / "trial_p"
+    trial = _Trial(tmp_path / "staging" / "trial_p", stored)
+    logger = logger_class()
+    _log(logger, trial, 512)
+    logger.log_trial_end(trial)
+    stored.mkdir(parents=True)
+    shutil.copy(Path(trial.local_path, logger.file_name), stored / logger.file_name)  # Ray's sync
+    _log(logger, trial, 1024, 1536)  # restarted (a retry; CSV reopens its file then)
+    logger.log_trial_end(trial)
+    trial.checkpoint = Checkpoint(str(stored))
+    logger.log_trial_start(trial)  # PBT: paused at the perturbation, started again
+    logger.log_trial_result(4, trial, {"images_seen": 2048, "score": 2048.0, "pid": 1})
+    logger.log_trial_end(trial)
+    assert _logged_images(Path(trial.local_path, logger.file_name)) == [512, 1024, 1536, 2048]
+
+    resumed = _Trial(tmp_path / "staging2" / "trial_p", stored)  # a resumed search's driver
+    resumed.checkpoint = trial.checkpoint
+    fresh = logger_class()
+    fresh.log_trial_start(resumed)
+    fresh.log_trial_result(2, resumed, {"images_seen": 1024, "score": 1024.0, "pid": 2})
+    fresh.log_trial_end(resumed)
+    assert _logged_images(Path(resumed.local_path, logger.file_name)) == [512, 1024]
+
+
+def _logged_images(path: Path) -> list[int]:
+    if path.suffix == ".json":
+        return [json.loads(line)["images_seen"] for line in path.read_text().splitlines()]
+    with open(path, newline="") as f:
+        return [int(row["images_seen"]) for row in csv.DictReader(f)]
 
 
 SESSION = "2026-11-26_02-22-02"
@@ -206,3 +249,59 @@ def test_whole_states_and_object_stores_are_left_alone(tmp_path, monkeypatch):
     assert recover_torn_state(str(exp)) == []
     assert not (exp / "trial_a").exists()
     assert recover_torn_state("s3://bucket/gansearch/search3") == []
+
+
+def test_a_pbt_search_has_other_state_files_and_those_it_lacks_are_not_torn(tmp_path, monkeypatch):
+    """PBT's population is a grid (BasicVariantGenerator): no searcher state, a state of its own."""
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "raytmp"))
+    exp = tmp_path / "runs" / "pbt"
+    exp.mkdir(parents=True)
+    (exp / f"experiment_state-{SESSION}.json").write_text(json.dumps({"trial_data": [], "runner_data": {}}))
+    (exp / f"basic-variant-state-{SESSION}.json").write_bytes(pickle.dumps({"counter": 3}))
+    assert recover_torn_state(str(exp)) == []
+
+
+def test_a_state_file_the_kill_left_uncopied_is_restored_from_the_staging_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "raytmp"))
+    exp = tmp_path / "runs" / "search4"
+    _state_files(exp)
+    (exp / f"searcher-state-{SESSION}.pkl").unlink()  # Ray had not copied it yet
+    staging = _staging(tmp_path / "raytmp", "search4")
+    notes = recover_torn_state(str(exp))
+    assert notes == [f"searcher-state-{SESSION}.pkl missing when the driver was killed; "
+                     f"restored from Ray's staging copy {staging}"]
+    assert (exp / f"searcher-state-{SESSION}.pkl").read_bytes() == (staging / f"searcher-state-{SESSION}.pkl").read_bytes()
+
+
+def _working_dir(ray_tmp: Path, session: str, lines: list[dict], grids: range) -> Path:
+    """A trial's run folder in Ray's working folder of one driver session, as the trial left it."""
+    run = ray_tmp / session / "artifacts" / "2026-12-05_10-00-00" / "exp" / "working_dirs" / "trial_x" / "run"
+    (run / "samples").mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    for step in grids:
+        (run / "samples" / f"step-{step:06d}.png").write_bytes(f"grid {step} of {session}".encode())
+    (run / f"events.out.tfevents.{session}").write_bytes(b"events")
+    return run
+
+
+def test_grids_and_events_a_killed_session_left_on_the_node_come_back_up_to_the_checkpoint(tmp_path):
+    from search.raytune.recovery import recover_run_artifacts
+
+    history = [{"kind": "train", "step": s, "loss": s / 10} for s in range(1, 11)]
+    _working_dir(tmp_path, "session_old", history, range(0, 11, 2))  # killed after step 10
+    other = _working_dir(tmp_path, "session_other", [{"kind": "train", "step": s, "loss": 9} for s in range(1, 20)],
+                         range(0, 20, 2))  # another lineage of the same names (a PBT member's donor): never taken
+    new = _working_dir(tmp_path, "session_new", history[:6], range(0))  # resumed from step 6
+    for f in new.iterdir():
+        if f.name.startswith("events"):
+            f.unlink()
+    notes = recover_run_artifacts(new.parent, new)
+    assert len(notes) == 1 and "4 sample grids and 1 TensorBoard event files up to step 6" in notes[0]
+    assert sorted(p.name for p in (new / "samples").iterdir()) == [f"step-{s:06d}.png" for s in (0, 2, 4, 6)]
+    assert (new / "samples" / "step-000004.png").read_bytes() == b"grid 4 of session_old"
+    assert (new / "events.out.tfevents.session_old").exists()
+    assert not (new / "samples" / "step-000008.png").exists()  # later ones: the trial draws them again
+    shutil.rmtree(new / "samples")  # a PBT restart in this session starts from the checkpoint again
+    assert recover_run_artifacts(new.parent, new) == []  # said once
+    assert (new / "samples" / "step-000004.png").read_bytes() == b"grid 4 of session_old"
+    assert other.exists()

@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     folder = Folder(normalise(args.experiment))
     manifest = read_manifest(folder)  # a broken experiment is one line before Ray is imported (seconds)
     read_space(folder)
+    if args.trials:
+        from search.experiment.create import check_growable
+
+        check_growable(manifest, args.trials)  # a PBT search says so before anything else
     if manifest.optuna_storage and not manifest.optuna_storage.startswith("sqlite"):
         from search.study_db import ENV, check_reachable, resolve_stored
 

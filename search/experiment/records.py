@@ -85,7 +85,7 @@ class TrialRecord:
     reason: str
     score: float | None  # the objective at the best point (None when diverged)
     images_seen: int  # images trained when the last report was made
-    params: dict[str, Any]  # the sampled values
+    params: dict[str, Any]  # the sampled values (at the best point: a PBT member's change over its life)
     path: str  # the trial folder
     checkpoint: str | None  # the best point's checkpoint folder (None if it is not on disk)
     node_id: str | None = None
@@ -146,7 +146,6 @@ def read_trial(folder: Folder, name: str, *, objective: Objective, budget: int |
     results = parse_results(folder.read_text(f"{name}/{RESULT_FILE}") or "")
     last = results[-1] if results else {}
     raw = read_json_object(folder, f"{name}/{PARAMS_FILE}")
-    params = trial_params(raw if isinstance(raw, dict) else (last.get("config") or {}))
     images = int(last.get("images_seen", 0) or 0)
     error = (folder.read_text(f"{name}/{ERROR_FILE}") or "") if ERROR_FILE in names else ""
     status, reason = derive_status(images=images, budget=budget, done=bool(last.get("done")), error=error,
@@ -157,6 +156,10 @@ def read_trial(folder: Folder, name: str, *, objective: Objective, budget: int |
     diverged = status is TrialStatus.DIVERGED
     index = best_report(results, objective)
     at_best = results[index] if index is not None else {}
+    # The values the trial had at its best point (what it is ranked by and exported with): a PBT
+    # member's change when it takes another's checkpoint, and params.json holds its last ones.
+    reported = at_best.get("config") if isinstance(at_best.get("config"), dict) else None
+    params = trial_params(reported or (raw if isinstance(raw, dict) else (last.get("config") or {})))
     ckpt = at_best.get("checkpoint_dir_name") if at_best.get("checkpoint_dir_name") in checkpoints else None
     score, last_score = at_best.get(objective.metric), last.get(objective.metric)
     started = last.get("started_at") or (results[0].get("timestamp") if results else None)

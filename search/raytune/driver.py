@@ -4,14 +4,29 @@ Ray runs each trial in its own working folder, maybe on another machine: a relat
 driver's checks accepted would fail in every trial, and a node scoring with its own reference
 classifier would give scores not comparable with other nodes'. The driver makes paths absolute
 and loads (or trains) the classifier once; the trainable gets it with every trial.
+
+Two drivers of one experiment (a second ``resume`` while the first runs) would both tell one
+Optuna study about the same trials and write Ray's state over each other's:
+:func:`experiment_lock` lets one in. SIGTERM (``kill``, a batch scheduler, a container runtime)
+would end the driver inside Ray's own handler, with nothing saved and no summary:
+:func:`sigterm_as_ctrl_c` makes it what Ctrl-C is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from gan_core.io import RunLock
     from search.space import Space
 
 # The toolkit's environment: made absolute here before Ray (and its trials) inherit it, and
@@ -46,3 +61,43 @@ def driver_classifier(space: Space) -> Any:
     from gan_core.metrics import get_classifier
 
     return get_classifier(space.base_config.data, device="cpu")
+
+
+def experiment_lock(exp: str) -> RunLock:
+    """The lock a search driver (``search``, ``resume``) holds on its experiment while it runs: a
+    second one is refused in one line naming the first's pid and host. An experiment on s3:// or
+    gs:// has no file to lock (object stores have no locks): its lock is a folder in this
+    machine's cache, which keeps a second driver out on this machine only."""
+    from gan_core.io import RunLock
+    from gan_core.metrics.cache import cache_root
+    from search.storage import is_uri
+
+    folder = cache_root() / "locks" / hashlib.sha256(exp.encode()).hexdigest()[:16] if is_uri(exp) else Path(exp)
+    return RunLock(folder, holder="search driver", show_host=True, label=exp,
+                   hint=f"one driver at a time; wait for it to end (`gansearch resume {exp}` continues a search "
+                        "that was stopped)")
+
+
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """For the block, SIGTERM does what Ctrl-C does to the search: Ray Tune's handler stops the
+    trials, saves the experiment state and the search ends with its summary and a resume line
+    (a second one, like a second Ctrl-C, aborts). Installed after ``ray.init``, whose own
+    handler (and Ray's C++ one, which printed a stack dump) would end the process at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        print("gansearch: SIGTERM received; stopping the search as Ctrl-C does", file=sys.stderr, flush=True)
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)  # Tune's while it runs, else Python's KeyboardInterrupt
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)  # None: set in C

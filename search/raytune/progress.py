@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 from ray.tune.experimental.output import AirVerbosity, TuneTerminalReporter
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from search.experiment import RUN_SUBDIR, TrialStatus, trial_params
 from search.objective import Direction, Objective, finite
@@ -144,7 +143,15 @@ def _clock(seconds: float) -> str:
 
 
 class StatusLines(Callback):
-    """One line per trial event and a summary every ``every_s`` seconds (and at the end)."""
+    """One line per trial event and a summary every ``every_s`` seconds (and at the end).
+
+    A trial is counted once: PBT stops and starts its members at every perturbation (a line only
+    when its values changed), a resumed search starts its unfinished trials again (``resumed at N
+    images``), and the trials a resumed search restored finished count as done."""
+
+    values: dict[str, str]  # trial id -> the values its last start line showed
+    here: set[str]  # trials this driver started
+    adopted: bool  # the trials a resumed search restored are counted
 
     def __init__(self, *, trials: int, budget_images: int, objective: Objective, shown: tuple[str, ...] = (),
                  every_s: float = 30.0) -> None:
@@ -159,14 +166,19 @@ class StatusLines(Callback):
         self._best: tuple[str, float] | None = None  # (trial id, score) of the best score so far
         self.running: set[str] = set()
         self.n_started = 0
+        self.__setstate__({})
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Tuner.restore brings back the callbacks it pickled; one pickled before the objective
-        was one object kept ``metric`` and ``mode``, and plain strings for statuses."""
-        if "objective" not in state:
+        was one object kept ``metric`` and ``mode``, and plain strings for statuses; one pickled
+        before the restored trials were counted lacks what counts them (``__init__`` passes {})."""
+        if "objective" not in state and "metric" in state:
             state["objective"] = Objective(state.pop("metric"), Direction(state.pop("mode")))
         state["ended"] = {tid: TrialStatus(s) for tid, s in state.get("ended", {}).items()}
         self.__dict__.update(state)
+        self.__dict__.setdefault("values", {})
+        self.__dict__.setdefault("here", set())
+        self.__dict__.setdefault("adopted", False)
 
     @property
     def metric(self) -> str:
@@ -185,6 +197,32 @@ class StatusLines(Callback):
 
     def _say(self, text: str) -> None:
         print(f"[{_clock(time.time() - self.started)}] {text}", flush=True)
+
+    def _adopt(self, trials: list[Any]) -> None:
+        """What the trials Tune restored (a resumed search) did before: their images, best
+        scores, and how the finished ones ended."""
+        if self.adopted:
+            return
+        self.adopted = True
+        for trial in trials:
+            last = getattr(trial, "last_result", None) or {}
+            if not last and str(trial.status) not in ("TERMINATED", "ERROR"):
+                continue  # not started yet
+            tid = trial.trial_id
+            self.values[tid] = self._values(trial)
+            self.n_started += 1
+            self.images[tid] = int(last.get("images_seen", 0) or 0)
+            best = ((getattr(trial, "metric_analysis", None) or {}).get(self.metric) or {}).get(self.objective.mode)
+            if finite(best) or finite(best := last.get(self.metric)):
+                self.scores[tid] = float(best)
+            if str(trial.status) == "TERMINATED":
+                self.ended[tid] = TrialStatus.COMPLETED if self.images[tid] >= self.budget else TrialStatus.STOPPED
+            elif str(trial.status) == "ERROR":
+                self.ended[tid] = TrialStatus.FAILED
+
+    def _values(self, trial: Any) -> str:
+        return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in trial_params(trial.config).items() if not self.shown or k in self.shown)
 
     def summary(self) -> str:
         counts = {s: sum(v is s for v in self.ended.values())
@@ -209,13 +247,23 @@ class StatusLines(Callback):
               total_num_samples: int | None = None, **info: Any) -> None:
         self.started = self.last_summary = time.time()  # a resumed search's clock starts again
 
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self._adopt(trials)
+
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.running.add(trial.trial_id)
-        self.n_started += 1
-        params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in trial_params(trial.config).items()
-                          if not self.shown or k in self.shown)
-        self._say(f"trial {trial.trial_id} started ({self.n_started}/{self.trials}): {params}".rstrip(": "))
+        self._adopt(trials)
+        tid = trial.trial_id
+        self.running.add(tid)
+        values = self._values(trial)
+        if tid not in self.values:
+            self.n_started += 1
+            self._say(f"trial {tid} started ({self.n_started}/{self.trials}): {values}".rstrip(": "))
+        elif values != self.values[tid]:  # PBT gave it another member's checkpoint and new values
+            self._say(f"trial {tid} goes on with new values (PBT): {values}")
+        elif self.images.get(tid) and tid not in self.here:
+            self._say(f"trial {tid} resumed at {self.images[tid]} images")
+        self.values[tid] = values
+        self.here.add(tid)
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
                         **info: Any) -> None:
@@ -303,10 +351,11 @@ def tune_callbacks(user: list[Any], *, quiet: bool, trials: int, budget_images: 
                    pbt: bool = False) -> list[Any]:
     """The Tuner's callbacks: Tune's JSON (result.json, which every reader reads) and CSV loggers,
     the status lines (and a silent reporter) when quiet, the trial folders for ``trial_dirs``,
-    then the caller's. The loggers drop the rows a resumed trial's repeated reports replace
-    (recovery.py), except under PBT, where a trial going on from another's older
-    checkpoint keeps its own history."""
-    out: list[Any] = [JsonLoggerCallback(), CSVLoggerCallback()] if pbt else [ResultJsonLog(), ProgressCsvLog()]
+    then the caller's. The loggers drop the rows a resumed trial's repeated reports replace and
+    keep the rows a PBT restart would lose (recovery.py). PBT here is synchronous: a trial takes
+    another's checkpoint at the images it stands at itself, so its next report comes after its
+    last one and nothing of its own history is replaced."""
+    out: list[Any] = [ResultJsonLog(), ProgressCsvLog()]
     if trial_dirs is not None:
         out.append(TrialFolders(trial_dirs))
     if quiet:

@@ -13,6 +13,11 @@ leaves it empty or cut short, and Ray, finding no trial in it, silently starts t
 (the cut trials never continue). :func:`recover_torn_state` finishes that copy from Ray's own
 staging folder on this machine, or says in one line that the state is lost.
 
+A search stopped in its first moments (Ctrl-C or SIGTERM as soon as gansearch.json appears) can
+leave no Ray state, or one with no trial in it; Ray's restore then logged a traceback and ran
+its searcher on from the state pickled when the Tuner was built (1 of 3 trials, then nothing).
+:func:`unsaved_start` tells such an experiment, which ``resume`` starts over.
+
 A trial resumed from a checkpoint older than its last saved report repeats a few reports;
 :class:`ResultJsonLog` and :class:`ProgressCsvLog` (Tune's JSON and CSV loggers) then drop the
 rows a repeated report replaces, so result.json still holds each point once, in order (the rerun
@@ -40,8 +45,11 @@ from search.raytune.address import session_file
 from search.storage import is_uri
 
 IMAGES = "images_seen"  # what orders a trial's reports (gan_trial reports it; ASHA's time attribute)
-# Ray Tune's state files, one set per driver session (TuneController, SearchGenerator, Searcher).
-STATE_FILES = ("experiment_state-{}.json", "search_gen_state-{}.json", "searcher-state-{}.pkl")
+# Ray Tune's state files, one set per driver session: the controller's, and those of whichever
+# search algorithm and callbacks a search has (Optuna: SearchGenerator and Searcher; PBT's
+# population: BasicVariantGenerator; callbacks with a state: schedulers.py).
+STATE_FILES = ("experiment_state-{}.json", "search_gen_state-{}.json", "searcher-state-{}.pkl",
+               "basic-variant-state-{}.json", "callback-states-{}.pkl")
 
 
 def _intact(path: Path) -> bool:
@@ -63,13 +71,20 @@ def _intact(path: Path) -> bool:
         return False
 
 
+def _session_files(folder: Path, session: str) -> set[str]:
+    """The state files of one driver session present in ``folder``."""
+    return {name for t in STATE_FILES if (folder / (name := t.format(session))).exists()}
+
+
 def recover_torn_state(exp: str) -> list[str]:
     """Before a resume of a local experiment: if the state files of Ray's newest session are
-    empty or cut short (the driver was killed while Ray copied them in place), finish Ray's copy
-    from its staging folder (``RAY_TMP/session_*/artifacts/*/NAME/driver_artifacts``, kept on
-    this machine after a kill): the state files and the trials' result.json, progress.csv and
-    run folders, as Ray's next sync would have. Without an intact copy, a one-line error: Ray
-    would silently start the search over. Returns a line saying what was restored."""
+    empty, cut short or missing (the driver was killed while Ray copied them in place), finish
+    Ray's copy from its staging folder (``RAY_TMP/session_*/artifacts/*/NAME/driver_artifacts``,
+    kept on this machine after a kill): the state files and the trials' result.json,
+    progress.csv and run folders, as Ray's next sync would have. Without an intact copy, a
+    one-line error: Ray would silently start the search over. Which files a session has depends
+    on the search (a missing one counts only when the staging copy has it). Returns a line
+    saying what was restored."""
     if is_uri(exp):  # object stores write whole objects or nothing
         return []
     folder = Path(exp)
@@ -77,20 +92,119 @@ def recover_torn_state(exp: str) -> list[str]:
     if not states:
         return []
     session = states[-1].name[len("experiment_state-"):-len(".json")]  # Ray resumes the newest name
-    torn = [folder / t.format(session) for t in STATE_FILES if not _intact(folder / t.format(session))]
+    root = session_file().parent
+    copies = [p.parent for p in root.glob(f"session_*/artifacts/*/{folder.name}/driver_artifacts/{states[-1].name}")]
+    copies = [c for c in copies if all(_intact(c / n) for n in _session_files(c, session))]
+    staging = max(copies, key=lambda c: (c / states[-1].name).stat().st_mtime) if copies else None
+    expected = _session_files(folder, session) | (_session_files(staging, session) if staging else set())
+    torn = sorted(n for n in expected if not _intact(folder / n))
     if not torn:
         return []
-    root = session_file().parent
-    copies = [p for p in root.glob(f"session_*/artifacts/*/{folder.name}/driver_artifacts/{states[-1].name}")
-              if all(_intact(p.parent / t.format(session)) for t in STATE_FILES)]
-    names = ", ".join(p.name for p in torn)
-    if not copies:
-        raise GansearchError(f"{folder}: {names} cut short (the driver was killed while Ray was writing it) and "
+    cut = [n for n in torn if (folder / n).exists()]
+    names = "; ".join(f"{', '.join(group)} {what}" for group, what in
+                      ((cut, "cut short"), ([n for n in torn if n not in cut], "missing")) if group)
+    if staging is None:
+        raise GansearchError(f"{folder}: {names} (the driver was killed while Ray was writing it) and "
                              f"no intact copy is left in {root} on this machine: the search cannot resume where "
                              "it stopped; `gansearch review` still reads its trials")
-    staging = max(copies, key=lambda p: p.stat().st_mtime).parent
     shutil.copytree(staging, folder, dirs_exist_ok=True)
-    return [f"{names} cut short when the driver was killed; restored from Ray's staging copy {staging}"]
+    return [f"{names} when the driver was killed; restored from Ray's staging copy {staging}"]
+
+
+def unsaved_start(exp: str) -> bool:
+    """Whether Ray saved no trial of the search in ``exp``: no Tuner, no experiment state, or one
+    holding no trial. Such a search was stopped before it started anything a resume could go on
+    with (``resume`` starts it over). Trial folders with reports but no saved state (a driver
+    killed outright in its first seconds) cannot be resumed or safely removed: a one-line error."""
+    from ray import tune
+
+    from search.experiment import RESULT_FILE, trial_folders
+    from search.storage import Folder
+
+    if tune.Tuner.can_restore(exp):
+        try:
+            if tune.ExperimentAnalysis(exp).trials:
+                return False
+        except ValueError:  # "no experiment checkpoint file": Ray never saved its state
+            pass
+    folder = Folder(exp)
+    reported = [n for n in trial_folders(folder) if (folder.read_text(f"{n}/{RESULT_FILE}") or "").strip()]
+    if reported:
+        raise GansearchError(f"{exp}: Ray saved no state of its trials ({', '.join(reported[:3])}"
+                             f"{' ...' if len(reported) > 3 else ''} reported before the driver was killed), so "
+                             "the search cannot resume; `gansearch review` reads them, a new search needs another "
+                             "--name")
+    return True
+
+
+def clear_unsaved_start(exp: str, keep: tuple[str, ...]) -> None:
+    """Empty an experiment :func:`unsaved_start` found of everything but ``keep`` (what gansearch
+    wrote before Ray started: its state, space, base config, classifier, the study database, the
+    lock): Ray's Tuner and state files, trial folders that never reported, pictures, summaries."""
+    from search.storage import Folder
+
+    folder = Folder(exp)
+    for name in folder.entries():
+        if name not in keep:
+            folder.remove(name)
+
+
+def recover_run_artifacts(trial_dir: Path, run_dir: Path) -> list[str]:
+    """In a trial restored from a checkpoint: bring back into ``run_dir`` the sample grids and
+    TensorBoard event files an earlier driver session of this trial left on this node.
+
+    A trial's run folder lives in Ray's working folder on its node
+    (``RAY_TMP/session_*/artifacts/TIMESTAMP/EXPERIMENT/working_dirs/TRIAL``), which Ray copies
+    to the experiment folder when the trial stops and otherwise only every 5 minutes; a driver
+    killed outright left the grids and events since in the old session's folder, and the resumed
+    trial, in a new one, went on without them. Only a run of the same lineage is taken (its
+    metrics.jsonl begins as the checkpoint's does), and only grids up to the checkpoint's step
+    (the trial draws the later ones again); the resumed run's events purge the old files' points
+    after the checkpoint (gan_core/events.py). Returns a line saying what came back."""
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        step = max(int(r.get("step", 0)) for r in map(json.loads, lines) if isinstance(r, dict))
+    except (OSError, ValueError):
+        return []
+    parts = trial_dir.parts
+    if not lines or len(parts) < 7 or parts[-2] != "working_dirs" or parts[-5] != "artifacts":
+        return []  # not Ray's layout (RAY_CHDIR_TO_TRIAL_DIR=0): nothing to look for
+    ray_tmp = Path(*parts[:-6])
+    pattern = f"session_*/artifacts/*/{parts[-3]}/working_dirs/{parts[-1]}/{run_dir.name}"
+    olds = [d for d in ray_tmp.glob(pattern) if not d.is_relative_to(Path(*parts[:-5])) and _continues(d, lines)]
+    if not olds:
+        return []
+    old = max(olds, key=lambda d: d.stat().st_mtime)
+    grids = [g for g in (old / "samples").glob("step-*.png")
+             if (n := _index_of_grid(g.name)) is not None and n <= step and not (run_dir / "samples" / g.name).exists()]
+    events = [e for e in old.glob("events.out.tfevents.*") if not (run_dir / e.name).exists()]
+    (run_dir / "samples").mkdir(exist_ok=True)
+    for g in grids:
+        shutil.copy2(g, run_dir / "samples" / g.name)
+    for e in events:
+        shutil.copy2(e, run_dir / e.name)
+    said = old / ".gansearch-recovered"  # said once: a PBT member restarts many times in a session
+    if not (grids or events) or said.exists():
+        return []
+    said.touch()
+    return [f"brought back {len(grids)} sample grids and {len(events)} TensorBoard event files up to step {step} "
+            f"from the earlier session's {old}"]
+
+
+def _continues(old: Path, lines: list[str]) -> bool:
+    """Whether the run in ``old`` is the one the restored log (``lines``, up to the checkpoint)
+    belongs to: its metrics.jsonl starts with those lines (another member's history under PBT,
+    or another experiment of the same names, does not)."""
+    try:
+        with (old / "metrics.jsonl").open() as f:
+            return all(f.readline().rstrip("\n") == line for line in lines)
+    except OSError:
+        return False
+
+
+def _index_of_grid(name: str) -> int | None:
+    match = re.fullmatch(r"step-(\d+)\.png", name)
+    return int(match.group(1)) if match else None
 
 
 def _index(name: str) -> int | None:
@@ -160,7 +274,16 @@ class _DropsReplacedRows:
     """What :class:`ResultJsonLog` and :class:`ProgressCsvLog` add to Tune's loggers: a report at
     or before the trial's last one logged (a resumed trial repeating reports) first drops the
     rows it replaces from the file. A subclass names the file, reads and writes its rows, and
-    says how the logger sets a trial up (``_start``) and takes a rewritten file (``_reopened``)."""
+    says how the logger sets a trial up (``_start``) and takes a rewritten file (``_reopened``).
+
+    And the file this driver writes is never replaced by the experiment folder's older copy.
+    Tune's loggers copy a trial's file back from the experiment folder each time the trial
+    (re)starts with a checkpoint (``LoggerCallback._restore_from_remote``), but the driver writes
+    the file in its staging folder and copies it to the experiment folder only every few seconds:
+    under PBT, where a trial pauses and restarts at every perturbation, and for a trial retried
+    after its worker died, the copy put back lacked the rows written since (a clean 8-report PBT
+    search lost 2 to 3 rows of each trial, among them the best score). Only a trial this driver
+    has not logged yet (a resumed search) takes the experiment folder's copy."""
 
     file_name = ""
     _trial_files: dict[Any, Any]
@@ -168,6 +291,17 @@ class _DropsReplacedRows:
     def __init__(self) -> None:
         super().__init__()
         self._last: dict[Any, int] = {}  # trial -> images_seen of its last row in the file
+
+    @property
+    def _written(self) -> set[str]:
+        """Trial ids whose file this driver process has written (kept out of __init__: a logger
+        unpickled from an older experiment's tuner.pkl has no such attribute)."""
+        return self.__dict__.setdefault("_written_ids", set())
+
+    def _restore_from_remote(self, file_name: str, trial: Any) -> None:
+        if trial.trial_id in self._written:
+            return  # ours is the newer file
+        super()._restore_from_remote(file_name, trial)  # type: ignore[misc]  # Tune's LoggerCallback
 
     def _read(self, path: Path) -> tuple[list[str], list[dict]]:
         raise NotImplementedError
@@ -199,6 +333,7 @@ class _DropsReplacedRows:
             self._trial_files[trial] = path.open("at")
             self._reopened(trial, header)
         super().log_trial_result(iteration, trial, result)  # type: ignore[misc]  # Tune's logger
+        self._written.add(trial.trial_id)
         if images is not None:
             self._last[trial] = images
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import time
 import warnings
@@ -33,6 +34,7 @@ from search.experiment import CHECKPOINT_FILES, RUN_SUBDIR, TrialDiverged, trial
 from search.pareto import ThroughputMeter, generator_params
 from search.raytune.driver import absolute_data_paths
 from search.raytune.progress import quiet_worker_logs
+from search.raytune.recovery import recover_run_artifacts
 from search.space import PBT_RESUMABLE, Space
 
 
@@ -164,6 +166,8 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         restore_checkpoint(checkpoint, run_dir, ctx, cfg)
+        for line in recover_run_artifacts(trial_dir, run_dir):  # a killed driver's session left them
+            print(f"gansearch: trial {trial_id}: {line}", file=sys.stderr, flush=True)
 
     timing = {"loop_start": 0.0, "in_report": 0.0}
     meter = ThroughputMeter()  # the images/s cost (search/pareto.py)

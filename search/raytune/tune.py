@@ -33,10 +33,13 @@ from ray import tune
 
 from gan_core.config import dump_config
 from gan_core.errors import GansearchError
+from gan_core.io import LOCK
 from search.experiment import (
+    BASE_FILE,
     BEST_CONFIG_FILE,
     CLASSIFIER_FILE,
     OPTUNA_FILE,
+    SPACE_FILE,
     STATE_FILE,
     ClassifierRecord,
     DriverView,
@@ -55,13 +58,25 @@ from search.experiment.manifest import DEFAULT_CONNECT_TIMEOUT
 from search.objective import Objective
 from search.raytune import address as ray_address
 from search.raytune import check_ray_version, cluster
-from search.raytune.driver import DRIVER_ENV, absolute_data_paths, absolute_env, driver_classifier
+from search.raytune.driver import (
+    DRIVER_ENV,
+    absolute_data_paths,
+    absolute_env,
+    driver_classifier,
+    experiment_lock,
+    sigterm_as_ctrl_c,
+)
 from search.raytune.legacy import install_legacy_paths
 from search.raytune.progress import setup_output
-from search.raytune.recovery import recover_torn_state, refill_missing_checkpoints
+from search.raytune.recovery import (
+    clear_unsaved_start,
+    recover_torn_state,
+    refill_missing_checkpoints,
+    unsaved_start,
+)
 from search.raytune.trainable import TrialContext, gan_trial
 from search.raytune.tuner import build_tuner
-from search.space import Space
+from search.space import PBT_MUTABLE_PREFIXES, Space
 from search.storage import Folder, is_uri, normalise
 from search.study_db import (
     check_study_name,
@@ -110,12 +125,16 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
     """Run a search and write summary.json and best_config.yaml into the experiment folder.
 
     ``callbacks``: more Tune callbacks. ``training``: what trains a trial, in place of the GAN
-    (trainable.py's Training; bench/bench_scale.py passes a simulated one); None for the GAN."""
+    (trainable.py's Training; bench/bench_scale.py passes a simulated one); None for the GAN.
+    Ctrl-C or SIGTERM stops it with its state saved (``resume`` goes on); the experiment's own
+    files, gansearch.json last, are written before Ray's, so a search stopped at any moment can
+    be resumed (or started over, when Ray saved no trial)."""
     exp = experiment_path(opts.storage, opts.name)
-    if tune.Tuner.can_restore(exp):
-        raise GansearchError(f"--name: experiment {exp} exists; continue it with `gansearch resume {exp}` "
-                             "or pick another --name")
+    _refuse_existing(exp)
     scheduler = opts.scheduler or space.search.scheduler
+    if scheduler == "pbt" and not space.pbt_mutable():
+        raise GansearchError(f"{space.path}: --scheduler pbt: no top-level range or choice over "
+                             f"keys PBT may change in a running trial ({', '.join(PBT_MUTABLE_PREFIXES)})")
     if opts.gpus_per_trial < 0 or (opts.cpus_per_trial is not None and opts.cpus_per_trial <= 0):
         raise GansearchError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     absolute_env()
@@ -127,37 +146,59 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
                                   objectives=objectives)
     started = init_ray(opts.address, opts.connect_timeout)  # before anything is written
     try:
-        private = started and ray_address.resolve(opts.address).local  # nothing can be added to it
-        cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else space.search.cpus_per_trial
-        cluster.check_resources(cpus, opts.gpus_per_trial, private=private)
-        watch = [] if private else [cluster.PendingWatch(cpus, opts.gpus_per_trial, opts.pending_timeout)]
-        clf = driver_classifier(space)
-        url = study_url(exp, opts.optuna_storage)
-        if scheduler != "pbt" and not opts.optuna_storage:  # a new study in the experiment folder
-            joined = check_study_name(url, opts.name, join=False, space_text=space.text, objectives=objectives)
-        manifest = Manifest(
-            name=opts.name,
-            space_file=space.path,
-            options=dataclasses.replace(opts, optuna_storage=opts.optuna_storage and redact(opts.optuna_storage)),
-            scheduler=scheduler,
-            optuna_storage=None if scheduler == "pbt" else redact(url),
-            metric=space.objective.metric,
-            mode=space.objective.direction,
-            created=time.time(),
-            classifier=ClassifierRecord(clf.digest, clf.dataset, clf.test_accuracy),
-            cwd=os.getcwd(),  # what relative data paths among the sampled values mean, also on resume
-        )
-        blob = clf.to_bytes()
-        tuner = build_tuner(space, opts, exp, url, list(callbacks or []) + watch, blob, training=training,
-                            grow_from=joined)
+        with sigterm_as_ctrl_c():
+            return _run_new(space, opts, exp, scheduler, started, list(callbacks or []), training, joined, objectives)
+    except KeyboardInterrupt:  # before Ray Tune took the signal over, or a second one
+        _say_how_to_resume(exp)
+        raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _refuse_existing(exp: str) -> None:
+    if Folder(exp).read_bytes(STATE_FILE) is not None or tune.Tuner.can_restore(exp):
+        raise GansearchError(f"--name: experiment {exp} exists; continue it with `gansearch resume {exp}` "
+                             "or pick another --name")
+
+
+def _say_how_to_resume(exp: str) -> None:
+    if Folder(exp).read_bytes(STATE_FILE) is not None:
+        print(f"interrupted: continue with `gansearch resume {exp}`", flush=True)
+
+
+def _run_new(space: Space, opts: SearchOptions, exp: str, scheduler: str, started: bool,
+             callbacks: list[Any], training: Any, joined: int, objectives: int) -> SearchOutcome:
+    """``run_search`` once Ray is up: the checks that need it, the experiment's files, the search."""
+    private = started and ray_address.resolve(opts.address).local  # nothing can be added to it
+    cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else space.search.cpus_per_trial
+    cluster.check_resources(cpus, opts.gpus_per_trial, private=private)
+    watch = [] if private else [cluster.PendingWatch(cpus, opts.gpus_per_trial, opts.pending_timeout)]
+    clf = driver_classifier(space)
+    url = study_url(exp, opts.optuna_storage)
+    if scheduler != "pbt" and not opts.optuna_storage:  # a new study in the experiment folder
+        joined = check_study_name(url, opts.name, join=False, space_text=space.text, objectives=objectives)
+    manifest = Manifest(
+        name=opts.name,
+        space_file=space.path,
+        options=dataclasses.replace(opts, optuna_storage=opts.optuna_storage and redact(opts.optuna_storage)),
+        scheduler=scheduler,
+        optuna_storage=None if scheduler == "pbt" else redact(url),
+        metric=space.objective.metric,
+        mode=space.objective.direction,
+        created=time.time(),
+        classifier=ClassifierRecord(clf.digest, clf.dataset, clf.test_accuracy),
+        cwd=os.getcwd(),  # what relative data paths among the sampled values mean, also on resume
+    )
+    blob = clf.to_bytes()
+    with experiment_lock(exp):
+        _refuse_existing(exp)  # a second search of this name may have got here first
+        tuner = build_tuner(space, opts, exp, url, callbacks + watch, blob, training=training, grow_from=joined)
         create_experiment(exp, space, manifest, blob)
         if scheduler != "pbt" and not opts.join_study:
             mark_study(url, opts.name, space.text)  # the space a search joining the study must search
         tuner.fit()
         return finish(exp, space, url if scheduler != "pbt" else None, manifest)
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = False,
@@ -169,66 +210,102 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
     stay failed unless ``retry_failed`` (then they resume from their latest checkpoint). Then
     ``more`` trials are added, warm-started from the whole study (search/experiment/create.py).
     A search started with ``allow_cpu_fallback`` keeps it; passing it here allows it for this resume.
-    ``callbacks`` and ``training`` as for :func:`run_search` (the grown run's callbacks)."""
+    ``callbacks`` and ``training`` as for :func:`run_search` (the grown run's callbacks).
+    One driver at a time (the experiment's lock); a search Ray saved no trial of (stopped in its
+    first moments) starts over with its options and seed."""
     exp = normalise(exp)
     folder = Folder(exp)
     manifest = read_manifest(folder)
     install_legacy_paths()  # Ray's pickles of an older experiment name the modules it had
     space = read_space(folder)
-    url = resolve_stored(manifest.optuna_storage)  # a redacted URL: the real one from the environment
-    if url is not None and manifest.options is not None and manifest.options.optuna_storage is None:
-        here = study_url(exp, None)  # the experiment's own SQLite study, where the folder is now
-        if here != url:
-            study_moved(url, here)
-            url = here
-    for line in recover_torn_state(exp):
-        print(f"gansearch: {line}", file=sys.stderr)
-    if not tune.Tuner.can_restore(exp):
-        raise GansearchError(f"{exp}: no Ray Tune experiment state to resume")
+    if more:
+        check_growable(manifest, more)  # before anything is touched
     if manifest.missing:
         raise GansearchError(f"{exp}/{STATE_FILE}: no {', '.join(manifest.missing)}: not written by `gansearch "
                              "search` (is the copy complete?); cannot resume")
     assert manifest.options is not None and manifest.scheduler is not None and manifest.name is not None
-    if more:
-        check_growable(manifest, more)
-    absolute_env()
-    setup_output(quiet=False, resuming=True)
-    started = init_ray(address, connect_timeout)
-    try:
-        # The classifier the search started with (an older experiment without one: the driver's).
-        blob = folder.read_bytes(CLASSIFIER_FILE) or driver_classifier(space).to_bytes()
-        allow_cpu_fallback = allow_cpu_fallback or manifest.options.allow_cpu_fallback
-        ctx = TrialContext(space, manifest.scheduler, blob, manifest.cwd or os.getcwd(), allow_cpu_fallback,
-                           training)
+    with experiment_lock(exp):
+        for line in recover_torn_state(exp):
+            print(f"gansearch: {line}", file=sys.stderr)
+        over = unsaved_start(exp)
+        absolute_env()
+        setup_output(quiet=manifest.options.verbose == 0, resuming=not over)  # as `search --quiet` was
+        started = init_ray(address, connect_timeout)
+        try:
+            with sigterm_as_ctrl_c():
+                return _resume(exp, manifest, space, address, retry_failed, more, allow_cpu_fallback,
+                               start_over=over, callbacks=list(callbacks or []), training=training)
+        except KeyboardInterrupt:
+            _say_how_to_resume(exp)
+            raise
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def _resume(exp: str, manifest: Manifest, space: Space, address: str | None, retry_failed: bool, more: int,
+            allow_cpu_fallback: bool, *, start_over: bool, callbacks: list[Any], training: Any) -> SearchOutcome:
+    """``resume_search`` once Ray is up and the experiment is locked."""
+    assert manifest.options is not None and manifest.scheduler is not None and manifest.name is not None
+    folder = Folder(exp)
+    url = resolve_stored(manifest.optuna_storage)  # a redacted URL: the real one from the environment
+    if url is not None and manifest.options.optuna_storage is None:
+        here = study_url(exp, None)  # the experiment's own SQLite study, where the folder is now
+        if here != url:
+            study_moved(url, here)
+            url = here
+    # The classifier the search started with (an older experiment without one: the driver's).
+    blob = folder.read_bytes(CLASSIFIER_FILE) or driver_classifier(space).to_bytes()
+    allow_cpu_fallback = allow_cpu_fallback or manifest.options.allow_cpu_fallback
+    cwd = manifest.cwd or os.getcwd()
+    if start_over:
+        # Stopped before Ray saved a trial: nothing to go on with, so the search starts again as
+        # it was started (same options and seed), in the same folder, with an empty study.
+        print(f"gansearch: {exp}: the search was stopped before Ray saved any trial; starting it over",
+              file=sys.stderr)
+        clear_unsaved_start(exp, keep=(STATE_FILE, SPACE_FILE, BASE_FILE, CLASSIFIER_FILE, OPTUNA_FILE, LOCK))
+        joined = manifest.options.join_study  # a shared study keeps the trials of the searches it joined
+        n = 0
+        if url is not None:
+            import optuna
+
+            if not joined and manifest.name in optuna.study.get_all_study_names(storage=url):
+                optuna.delete_study(study_name=manifest.name, storage=url)
+            elif joined:
+                n = len(optuna.load_study(study_name=manifest.name, storage=url).trials)
+        opts = dataclasses.replace(manifest.options, address=address, optuna_storage=url,
+                                   allow_cpu_fallback=allow_cpu_fallback)
+        tuner = build_tuner(space, opts, exp, url or "", callbacks, blob, cwd=cwd, training=training, grow_from=n)
+        if url is not None and not joined:
+            mark_study(url, manifest.name, space.text)
+        tuner.fit()
+    elif not more or needs_restore(folder):
+        ctx = TrialContext(space, manifest.scheduler, blob, cwd, allow_cpu_fallback, training)
         trainable = tune.with_resources(
             tune.with_parameters(gan_trial, ctx=ctx),
             {"cpu": manifest.options.cpus_per_trial or space.search.cpus_per_trial,
              "gpu": manifest.options.gpus_per_trial},
         )
-        if not more or needs_restore(folder):
-            tuner = tune.Tuner.restore(exp, trainable, resume_unfinished=True, resume_errored=retry_failed,
-                                       restart_errored=False)
-            try:
-                saved: Any = tuner.get_results()
-            except RuntimeError:  # Ray could not read the saved results: nothing to put right
-                saved = []
-            for line in refill_missing_checkpoints(saved):
-                print(f"gansearch: {line}", file=sys.stderr)
-            tuner.fit()
-        if more:
-            import optuna
+        tuner = tune.Tuner.restore(exp, trainable, resume_unfinished=True, resume_errored=retry_failed,
+                                   restart_errored=False)
+        try:
+            saved: Any = tuner.get_results()
+        except RuntimeError:  # Ray could not read the saved results: nothing to put right
+            saved = []
+        for line in refill_missing_checkpoints(saved):
+            print(f"gansearch: {line}", file=sys.stderr)
+        tuner.fit()
+    if more:
+        import optuna
 
-            assert url is not None  # only a PBT search has no study, and it cannot grow
-            n = len(optuna.load_study(study_name=manifest.name, storage=url).trials)
-            manifest, _, _ = grow_experiment(folder, space, more)
-            assert manifest.options is not None
-            opts = dataclasses.replace(manifest.options, trials=more, address=address, optuna_storage=url,
-                                       allow_cpu_fallback=allow_cpu_fallback)
-            build_tuner(space, opts, exp, url, list(callbacks or []), blob, grow_from=n, training=training).fit()
-        return finish(exp, space, url, manifest)
-    finally:
-        if started:
-            ray.shutdown()
+        assert url is not None  # only a PBT search has no study, and it cannot grow
+        n = len(optuna.load_study(study_name=manifest.name, storage=url).trials)
+        manifest, _, _ = grow_experiment(folder, space, more)
+        assert manifest.options is not None
+        opts = dataclasses.replace(manifest.options, trials=more, address=address, optuna_storage=url,
+                                   allow_cpu_fallback=allow_cpu_fallback)
+        build_tuner(space, opts, exp, url, callbacks, blob, grow_from=n, cwd=cwd, training=training).fit()
+    return finish(exp, space, url, manifest)
 
 
 # ----------------------------------------------------------------------------- results

@@ -48,13 +48,17 @@ def pbt_population(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
-                 callbacks: list[Any], classifier: bytes | None = None, grow_from: int = 0,
-                 training: Any = None) -> Any:
+                callbacks: list[Any], classifier: bytes | None = None, grow_from: int = 0,
+                training: Any = None, cwd: str | None = None) -> Any:
     """The Tuner of a new search, or (``grow_from``: the study's trial count) of ``opts.trials``
     more trials for a stored one: its searcher loads the same study, no point is evaluated again.
-    ``training``: what trains a trial (trainable.py's TrialContext.training; None: the GAN)."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
+    ``training``: what trains a trial (trainable.py's TrialContext.training; None: the GAN).
+    ``cwd``: the folder the search was started in (relative sampled data paths mean that one).
+    ASHA and PBT are schedulers.py's, whose state is saved with Tune's (Tune saves none)."""
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
     from ray.tune.search import SearchAlgorithm, Searcher
+
+    from search.raytune.schedulers import ResumableASHA, ResumablePBT, SchedulerState
 
     s = space.search
     trials = opts.trials or s.trials
@@ -73,7 +77,8 @@ def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
                                  f"keys PBT may change in a running trial ({', '.join(PBT_MUTABLE_PREFIXES)})")
         # Each member's values sit under one key ("point"): members differ in which conditional
         # keys they have, and PBT perturbs nested keys in place.
-        scheduler = PopulationBasedTraining(
+        scheduler = ResumablePBT(
+            seed=opts.seed,
             time_attr="images_seen",
             perturbation_interval=s.pbt_interval_images or 2 * space.budget.eval_every,
             hyperparam_mutations={POINT: {p.name: _tune_domain(p) for p in mutable}},
@@ -104,7 +109,7 @@ def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
             storage=storage,
         )
         if scheduler_name == "asha":
-            scheduler = ASHAScheduler(
+            scheduler = ResumableASHA(
                 time_attr="images_seen",
                 max_t=space.budget.images,
                 grace_period=space.budget.grace_images,
@@ -113,8 +118,10 @@ def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
         else:
             scheduler = FIFOScheduler()
 
+    if isinstance(scheduler, (ResumableASHA, ResumablePBT)):
+        callbacks = [*callbacks, SchedulerState(scheduler)]  # Tune saves a callback's state, not a scheduler's
     trainable = tune.with_resources(
-        tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name, classifier, os.getcwd(),
+        tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name, classifier, cwd or os.getcwd(),
                                                          opts.allow_cpu_fallback, training)),
         {"cpu": cpus, "gpu": opts.gpus_per_trial},
     )

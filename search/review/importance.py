@@ -48,10 +48,14 @@ def importance(exp: ReviewedExperiment) -> tuple[list[tuple[str, float]], str]:
                 if len(done) < len(complete):
                     target = optuna.create_study(directions=study.directions)
                     target.add_trials(done)
+                # The score is the first objective (a --cost search has two). PED-ANOVA takes a
+                # target as lower-is-better: a maximised score goes in negated.
+                sign = exp.objective.sign
+                goal = None if len(study.directions) == 1 else (lambda t: sign * t.values[0])
                 try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                        imp = optuna.importance.get_param_importances(target, target=lambda t: t.values[0])
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
+                        imp = optuna.importance.get_param_importances(target, target=goal)
                 except (RuntimeError, ValueError) as exc:
                     why = f"Optuna could not compute importances ({str(exc).splitlines()[0]})"
                 else:
@@ -61,11 +65,22 @@ def importance(exp: ReviewedExperiment) -> tuple[list[tuple[str, float]], str]:
                                   + (f" ({early} stopped early left out)" if early else "")
                                   + ("; the study records no budgets, so early-stopped trials may be among "
                                      "them" if unknown else "")
-                                  + " (share of the score's variation; sums to 1)")
+                                  + " (share of the score's variation; sums to 1)" + _caveats(caught))
             else:
                 why = (f"too few Optuna trials at the full budget for importance ({len(done)}, need "
                        f"{MIN_IMPORTANCE_TRIALS}; {early} stopped early)")
     return _correlation_fallback(exp, why)
+
+
+def _caveats(caught: list[warnings.WarningMessage]) -> str:
+    """Optuna's warnings about the importances it computed, as part of the note (a warning would
+    print with Optuna's file path); its experimental-feature notice and the lower-is-better
+    reminder (the target is given that way) are left out."""
+    import optuna
+
+    said = [str(w.message) for w in caught if not issubclass(w.category, optuna.exceptions.ExperimentalWarning)
+            and "achieve low `target` values" not in str(w.message)]
+    return "".join(f"; Optuna: {m[:1].lower()}{m[1:].rstrip('.')}" for m in dict.fromkeys(said))
 
 
 def _at_full_budget(trial: FrozenTrial, budget: int | None) -> bool:

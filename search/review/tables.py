@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from search.experiment import TrialRecord, TrialStatus
+from search.objective import finite
 from search.review.reading import ReviewedExperiment, metric_parts, param_value
 
 
@@ -109,22 +110,33 @@ def format_leaderboard(exp: ReviewedExperiment, top: int = 10) -> str:
 def leaderboard_records(exp: ReviewedExperiment) -> tuple[list[str], list[dict[str, Any]]]:
     """The whole leaderboard as records, ranked trials first (best first), then the rest: rank
     (None when unranked), trial, status, reason, the best score and the images at it, the last
-    score and images seen, every searched parameter (by config key), and every metric at the best
-    point (``best.<name>``) and in the last report (``last.<name>``). Returns (columns, records)."""
+    score and images seen, the confirmation over further seeds (``review --confirm``: its mark,
+    mean and sd), the costs (``g_params``, ``images_per_s``, as the Pareto front reads them),
+    every searched parameter (by config key), and every metric at the best point
+    (``best.<name>``) and in the last report (``last.<name>``). Returns (columns, records)."""
+    from search.confirm import read_confirmed
+    from search.pareto import COSTS
+
     ranked = exp.ranked()
     order = ranked + [t for t in exp.trials if t not in ranked]
     best = {t.trial_id: metric_parts(t, exp.metric) for t in order}
     last = {t.trial_id: metric_parts(t, exp.metric, t.last) for t in order}
     names = list(dict.fromkeys(k for parts in (*best.values(), *last.values()) for k in parts))
+    confirmed = read_confirmed(exp)
+    costs = [objective.metric for objective, _ in COSTS.values()]
     columns = ["rank", "trial", "status", "reason", exp.metric, "best_images", "last_" + exp.metric,
-               "images_seen", *[p.key for p in exp.searched], *[f"best.{k}" for k in names],
-               *[f"last.{k}" for k in names]]
+               "images_seen", "confirmed", "confirmed_mean", "confirmed_sd", *costs, *[p.key for p in exp.searched],
+               *[f"best.{k}" for k in names], *[f"last.{k}" for k in names]]
     records = []
     for i, t in enumerate(order, 1):
         row: dict[str, Any] = {"rank": i if t in ranked else None, "trial": t.trial_id, "status": str(t.status),
                                "reason": t.why if t.status is not TrialStatus.COMPLETED else "",
                                exp.metric: _number(t.score), "best_images": t.best_images,
                                "last_" + exp.metric: _number(t.last_score), "images_seen": t.images_seen}
+        c = confirmed.get(t.trial_id)
+        row.update({"confirmed": c.mark() if c else None, "confirmed_mean": _number(c.mean if c else None),
+                    "confirmed_sd": _number(c.sd if c else None)})
+        row.update({k: v if finite(v := t.best_result.get(k, t.last.get(k))) else None for k in costs})
         row.update({p.key: param_value(exp, t, p) for p in exp.searched})
         row.update({f"best.{k}": _number(best[t.trial_id].get(k)) for k in names})
         row.update({f"last.{k}": _number(last[t.trial_id].get(k)) for k in names})
