@@ -83,6 +83,9 @@ class ModelConfig:
     g_norm: str = field(default="batch", metadata=_choices("batch", "none", "instance", "layer"))
     d_norm: str = field(default="batch", metadata=_choices("none", "batch", "layer"))
     upsample: str = field(default="transpose", metadata=_choices("transpose", "nearest", "bilinear"))
+    d_width: float | None = None  # D's channel multiplier; None: ``width``, as G's
+    mbstd_group: int = 0  # minibatch standard deviation in D over groups of this many images; 0: off
+    d_multiscale: bool = False  # D's later stages also see the image average-pooled to their size
 
 
 @dataclass
@@ -329,6 +332,10 @@ def validate_model(model: ModelConfig) -> None:
     for key in ("g_depth", "d_depth"):
         if getattr(model, key) < 1:
             raise ConfigError(f"model.{key}: must be >= 1, got {getattr(model, key)}")
+    if model.d_width is not None and model.d_width <= 0:
+        raise ConfigError(f"model.d_width: must be > 0, or null for model.width, got {model.d_width}")
+    if model.mbstd_group < 0:
+        raise ConfigError(f"model.mbstd_group: must be >= 0 (0: off), got {model.mbstd_group}")
 
 
 def validate(cfg: Config) -> None:

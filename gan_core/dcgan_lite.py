@@ -74,6 +74,46 @@ class Contiguous(nn.Module):
         return x.contiguous()
 
 
+class MinibatchStd(nn.Module):
+    """Minibatch standard deviation (Karras et al. 2018, as in StyleGAN2): one extra channel
+    holding the standard deviation of each feature over a group of ``group`` images, averaged
+    over features and pixels, so D can see a batch that lacks variety. A batch not divisible
+    by the group (a single image, when FLOPs are counted) is one group per image (std 0)."""
+
+    def __init__(self, group: int) -> None:
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group, n) if n % min(self.group, n) == 0 else 1
+        y = x.reshape(g, -1, c, h, w)
+        y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()  # (n / g, c, h, w)
+        y = y.mean(dim=(1, 2, 3)).reshape(-1, 1, 1, 1).repeat(g, 1, h, w)  # (n, 1, h, w)
+        return torch.cat([x, y.to(memory_format=torch.channels_last)], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group={self.group}"
+
+
+class MultiScaleStages(nn.Module):
+    """D's convolution stages, each after the first also given the image average-pooled to its
+    input size (``model.d_multiscale``; the skip discriminator of StyleGAN2 and MSG-GAN's
+    idea): D compares colours and shapes at every scale directly, and G gets a smooth gradient
+    at each of them, not only what survives the strided convolutions."""
+
+    def __init__(self, stages: list[nn.Sequential]) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.stages[0](x)
+        for stage in self.stages[1:]:
+            small = nn.functional.adaptive_avg_pool2d(x, h.shape[-2:])
+            h = stage(torch.cat([h, small], dim=1))
+        return h
+
+
 def _norm(kind: str, n: int, cfg: ModelConfig) -> list[nn.Module]:
     """A per-channel norm for (B, n, H, W): batch (Keras eps and momentum, as elsewhere),
     instance (affine), layer (GroupNorm with one group: over C, H and W), or none."""
@@ -155,18 +195,27 @@ def build_dcgan_lite(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
         prev = ch
     g += [nn.Conv2d(prev, c, 3, padding=1), Contiguous(), OutputActivation(cfg.output)]
 
-    d: list[nn.Module] = [ChannelsLast()]
+    d_width = cfg.d_width if cfg.d_width is not None else cfg.width
+    stages: list[nn.Sequential] = []
     prev, sh, sw = c, h, w
     for i in range(cfg.d_depth):
-        ch = scaled(G_BASE * 2 ** (i + 1 - n_up), cfg.width)  # G's channel count at this size
+        ch = scaled(G_BASE * 2 ** (i + 1 - n_up), d_width)  # G's channel count at this size
         # Halve while the side is > 4: k4 s2 p1 gives n/2 on even sides, k3 s2 p1 ceil(n/2) on
         # odd ones; at 4 pixels or less a k3 s1 p1 conv keeps the size.
         kernel = (3 if sh <= 4 or sh % 2 else 4, 3 if sw <= 4 or sw % 2 else 4)
         stride = (2 if sh > 4 else 1, 2 if sw > 4 else 1)
         norm = _norm(d_norm, ch, cfg) if i > 0 else []
-        d += [nn.Conv2d(prev, ch, kernel, stride=stride, padding=1, bias=not norm),
-              *_norm_act(norm, ch, _act(cfg.d_activation, cfg.leaky_slope))]
+        c_in = prev + (c if cfg.d_multiscale and i > 0 else 0)
+        stages.append(nn.Sequential(
+            nn.Conv2d(c_in, ch, kernel, stride=stride, padding=1, bias=not norm),
+            *_norm_act(norm, ch, _act(cfg.d_activation, cfg.leaky_slope))))
         prev, sh, sw = ch, -(-sh // stride[0]), -(-sw // stride[1])
+    d: list[nn.Module] = [ChannelsLast()]
+    # Without the multi-scale input the stages stay one flat Sequential, as saved runs have it.
+    d += [MultiScaleStages(stages)] if cfg.d_multiscale else [layer for stage in stages for layer in stage]
+    if cfg.mbstd_group > 0:
+        d.append(MinibatchStd(cfg.mbstd_group))
+        prev += 1
     d += [nn.Flatten(), *dropout_layers(cfg.dropout)]
     G = Generator(nn.Sequential(*g), **generator_meta(cfg, ARCH, shape, num_classes, False))
     D = Discriminator(nn.Sequential(*d), nn.Sequential(nn.Linear(prev * sh * sw, 1)),
