@@ -83,6 +83,7 @@ class ModelConfig:
     g_norm: str = field(default="batch", metadata=_choices("batch", "none", "instance", "layer"))
     d_norm: str = field(default="batch", metadata=_choices("none", "batch", "layer"))
     upsample: str = field(default="transpose", metadata=_choices("transpose", "nearest", "bilinear"))
+    g_min_channels: int = 0  # no G stage narrower than this (the full-resolution ones); 0: off
     d_width: float | None = None  # D's channel multiplier; None: ``width``, as G's
     mbstd_group: int = 0  # minibatch standard deviation in D over groups of this many images; 0: off
     d_multiscale: bool = False  # D's later stages also see the image average-pooled to their size
@@ -334,6 +335,8 @@ def validate_model(model: ModelConfig) -> None:
             raise ConfigError(f"model.{key}: must be >= 1, got {getattr(model, key)}")
     if model.d_width is not None and model.d_width <= 0:
         raise ConfigError(f"model.d_width: must be > 0, or null for model.width, got {model.d_width}")
+    if model.g_min_channels < 0:
+        raise ConfigError(f"model.g_min_channels: must be >= 0 (0: off), got {model.g_min_channels}")
     if model.mbstd_group < 0:
         raise ConfigError(f"model.mbstd_group: must be >= 0 (0: off), got {model.mbstd_group}")
 

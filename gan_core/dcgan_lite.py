@@ -185,7 +185,7 @@ def build_dcgan_lite(cfg: ModelConfig, shape: Shape, num_classes: int) -> Pair:
               *_norm_act(_norm(g_norm, c0, cfg), c0, _act(cfg.g_activation, cfg.leaky_slope))]
     prev = c0
     for i in range(n_up):
-        ch = scaled(G_BASE / 2 ** (i + 1), cfg.width)
+        ch = max(scaled(G_BASE / 2 ** (i + 1), cfg.width), cfg.g_min_channels)
         if upsample == "transpose":
             g.append(nn.ConvTranspose2d(prev, ch, 4, stride=2, padding=1, bias=g_bias))
         else:
