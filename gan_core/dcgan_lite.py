@@ -15,7 +15,12 @@ and keeps the full-resolution layers thin (G at width 1 on 28x28: 64 channels at
        flatten, dropout, linear to 1 logit.
 
 H0 x W0 is the image halved while it stays divisible and at least 7 pixels (28 -> 7, 64 -> 8,
-32 -> 8). ``model.g_norm`` (batch | none | instance | layer), ``model.d_norm`` (none | batch |
+32 -> 8). Options for when D wins outright, all off by default: ``model.g_min_channels`` (no G
+stage narrower: 64 px RGB at width 0.5 ends in 4 channels, fewer than the 6 that drawing a
+stroke as the inverse of any background colour takes), ``model.d_width`` (D's own width),
+``model.mbstd_group`` (minibatch standard deviation, one channel before the head) and
+``model.d_multiscale`` (every later D stage also sees the image average-pooled to its size).
+These, ``model.g_norm`` (batch | none | instance | layer), ``model.d_norm`` (none | batch |
 layer) and ``model.upsample`` belong to this architecture alone; ``width``, ``g_depth``,
 ``d_depth``, ``dropout``, ``g_activation``, ``d_activation``, ``leaky_slope``, ``bn_momentum``
 and ``output`` mean what they mean elsewhere. Convolutions run in channels_last memory format

@@ -545,12 +545,18 @@ def test_dcgan_lite_normalises_narrow_layers_in_nchw_without_changing_the_number
 
 def test_dcgan_lite_discriminator_options_build_train_and_cost_what_they_say():
     """model.d_width scales D alone; mbstd_group adds one channel of the batch's spread;
-    d_multiscale feeds every later stage the pooled image. All off: the preset's D."""
+    d_multiscale feeds every later stage the pooled image; g_min_channels widens G's thin
+    stages. All off: the preset's networks."""
     conv = (nn.Conv2d, nn.ConvTranspose2d)
     base = dataclasses.replace(LITE, width=1.0, d_depth=3)
     G0, D0 = models.build(base, COLOR, 0)
     G, D = models.build(dataclasses.replace(base, d_width=0.5), COLOR, 0)
     assert _layers(G, conv) == _layers(G0, conv)
+    # g_min_channels floors G's thin full-resolution stages only.
+    G1, D1 = models.build(dataclasses.replace(base, g_min_channels=16), COLOR, 0)
+    assert _layers(G1, conv) == [("ConvTranspose2d", 64, 32), ("ConvTranspose2d", 32, 16),
+                                 ("ConvTranspose2d", 16, 16), ("Conv2d", 16, 3)]
+    assert _layers(D1, conv) == _layers(D0, conv)
     assert _layers(D, conv) == [("Conv2d", 3, 8), ("Conv2d", 8, 16), ("Conv2d", 16, 32)]
     _, D = models.build(dataclasses.replace(base, d_multiscale=True, mbstd_group=4), COLOR, 0)
     assert _layers(D, conv) == [("Conv2d", 3, 16), ("Conv2d", 19, 32), ("Conv2d", 35, 64)]
@@ -575,6 +581,7 @@ def test_dcgan_lite_discriminator_options_build_train_and_cost_what_they_say():
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("d_width", "0", "model.d_width: must be > 0, or null for model.width, got 0.0"),
     ("mbstd_group", "-1", "model.mbstd_group: must be >= 0 (0: off), got -1"),
+    ("g_min_channels", "-2", "model.g_min_channels: must be >= 0 (0: off), got -2"),
 ])
 def test_dcgan_lite_bad_discriminator_option_is_one_line(key, value, message):
     from gan_core.config import apply_overrides, load_preset
