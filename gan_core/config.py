@@ -163,11 +163,14 @@ class EmaConfig:
     After each generator update ema = decay * ema + (1 - decay) * G (parameters; buffers such
     as batch-norm statistics are copied). Until ``start_images`` images have been seen the EMA
     generator is an exact copy of G, so the average does not drag in the untrained start.
-    ``decay`` 0 turns it off (samples come from G itself).
+    ``decay`` 0 turns it off (samples come from G itself). ``standing_stats`` > 0 gives the
+    average batch-norm statistics of its own, from that many batches of 64 fixed noise vectors,
+    before it draws, is scored or saved (gan_core.ema); 0 copies G's.
     """
 
     decay: float = 0.0
     start_images: int = 0
+    standing_stats: int = 0
 
 
 @dataclass
@@ -391,6 +394,8 @@ def _validate_stabilisers(cfg: Config) -> None:
         raise ConfigError(f"ema.decay: must be in [0, 1), got {cfg.ema.decay}")
     if cfg.ema.start_images < 0:
         raise ConfigError(f"ema.start_images: must be >= 0, got {cfg.ema.start_images}")
+    if cfg.ema.standing_stats < 0:
+        raise ConfigError(f"ema.standing_stats: must be >= 0 (0: copy G's), got {cfg.ema.standing_stats}")
     if cfg.loss.r1_gamma < 0:
         raise ConfigError(f"loss.r1_gamma: must be >= 0, got {cfg.loss.r1_gamma}")
     if cfg.loss.r1_every < 1:

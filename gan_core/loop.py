@@ -120,7 +120,8 @@ class Trainer:
         self.noise_gen = torch.Generator().manual_seed(t.seed * 1000 + 2)
         self.aug_gen = torch.Generator().manual_seed(t.seed * 1000 + 5)
         self.augment = DiffAugment(cfg.augment.policy, cfg.augment.p, self.aug_gen)
-        self.ema = GeneratorEma(self.G, cfg.ema.decay, cfg.ema.start_images) if cfg.ema.decay > 0 else None
+        self.ema = (GeneratorEma(self.G, cfg.ema.decay, cfg.ema.start_images, cfg.ema.standing_stats)
+                    if cfg.ema.decay > 0 else None)
         self.step = 0
         self.d_updates = 0  # every D update so far: lazy R1 runs on every r1_every-th
         self.acc = self._empty_acc()  # host-side counts since the last log line
@@ -160,7 +161,7 @@ class Trainer:
     @property
     def G_sample(self) -> models.Generator:
         """The generator that draws sample grids and is evaluated: the EMA one when it is on."""
-        return self.ema.model if self.ema is not None else self.G
+        return self.ema.sampler() if self.ema is not None else self.G
 
     def state_dict(self, status: str) -> dict[str, Any]:
         return {
