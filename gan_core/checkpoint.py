@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from gan_core import models
+from gan_core import models, user_arch
 from gan_core.config import Config, diff, from_dict
 from gan_core.errors import ConfigError, GansearchError
 from gan_core.io import atomic_torch_save, atomic_write_bytes
@@ -92,6 +92,8 @@ def check_resumable(state: dict[str, Any], cfg: Config, path: Path) -> None:
     """Refuse to resume ``state`` (read from ``path``) under ``cfg`` if they differ in a key that
     shapes the weights; the budget, logging and evaluation may change."""
     changed = keys_blocking_resume(from_dict(state["config"]), cfg)
+    if not changed and ":" in cfg.model.arch:
+        user_arch.check_source(state.get("arch_source"), cfg.model.arch, path)
     if changed:
         raise GansearchError(f"{path}: refusing to resume with a different config; differing keys: "
                              + ", ".join(changed) + " (use a new --out directory)")
@@ -177,9 +179,13 @@ def load_run(run_dir_or_ckpt: str | Path, device: str | torch.device = "cpu") ->
         raise GansearchError(f"{path}: stored config is invalid ({exc})") from None
     try:
         G, D = models.build(cfg.model, tuple(state["shape"]), state["num_classes"])
+    except user_arch.ArchError as exc:
+        raise GansearchError(f"{path}: {exc}") from None
     except (ValueError, RuntimeError, GansearchError) as exc:
         raise GansearchError(f"{path}: its stored config builds no model for shape {tuple(state['shape'])} "
                              f"({str(exc).splitlines()[0]})") from None
+    if ":" in cfg.model.arch:
+        user_arch.check_source(state.get("arch_source"), cfg.model.arch, path)
     load_weights(G, state["G"], path, "G")
     load_weights(D, state["D"], path, "D")
     G.to(device).eval()

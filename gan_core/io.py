@@ -12,15 +12,15 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-import torch
-
 from gan_core.errors import GansearchError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never a part."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -63,18 +63,20 @@ def remove_stale_tmp(folder: Path) -> list[Path]:
     return stale
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write_bytes(Path(path), text.encode())
+# The old private name, still imported by search/ until its modules move (issue 20).
+_atomic_write_bytes = atomic_write_bytes
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    _atomic_write_bytes(Path(path), data)
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    import torch  # here, not at the top: the other helpers of this module are needed without torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
-    _atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:

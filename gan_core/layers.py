@@ -118,7 +118,7 @@ class Generator(nn.Module):
 
     def __init__(
         self,
-        net: nn.Sequential,
+        net: nn.Module,
         *,
         arch: str,
         latent_dim: int,
@@ -152,8 +152,8 @@ class Discriminator(nn.Module):
 
     def __init__(
         self,
-        features: nn.Sequential,
-        head: nn.Sequential,
+        features: nn.Module,
+        head: nn.Module,
         *,
         arch: str,
         shape: Shape,

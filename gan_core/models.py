@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gan_core import seed_nets
+from gan_core import seed_nets, user_arch
 from gan_core.config import ModelConfig, validate_model
 from gan_core.dcgan_lite import build_dcgan_lite
 from gan_core.errors import ConfigError
@@ -77,7 +77,10 @@ def build(cfg: ModelConfig, shape: Sequence[int], num_classes: int) -> tuple[Gen
     if len(shape) != 3 or any(int(s) < 1 for s in shape):
         raise ConfigError(f"data: image shape must be (C, H, W) with positive sizes, got {tuple(shape)}")
     c, h, w = (int(s) for s in shape)
-    G, D = ARCHITECTURES[cfg.arch](cfg, (c, h, w), int(num_classes))
+    if ":" in cfg.arch:  # an import path: the user's own (G, D), checked against the contract
+        G, D = user_arch.build(cfg, (c, h, w), int(num_classes))
+    else:
+        G, D = ARCHITECTURES[cfg.arch](cfg, (c, h, w), int(num_classes))
     if cfg.init != "original":
         reinitialise(G, cfg.init)
         reinitialise(D, cfg.init)

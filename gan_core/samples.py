@@ -22,7 +22,7 @@ import torch
 
 from gan_core.config import DataConfig
 from gan_core.errors import GansearchError
-from gan_core.io import _atomic_write_bytes
+from gan_core.io import atomic_write_bytes
 
 RUN_N = 10_000  # samples drawn from a run's generator unless ``n`` is given
 
@@ -40,7 +40,7 @@ def save_npz(path: str | Path, images: torch.Tensor, labels: torch.Tensor | None
         np.savez_compressed(buf, images=to_hwc(images))
     else:
         np.savez_compressed(buf, images=to_hwc(images), labels=labels.cpu().numpy().astype(np.int64))
-    _atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def _value_range(x: np.ndarray) -> str:
@@ -117,10 +117,11 @@ def _dataset_config(name: str, data_dir: str | None, base: DataConfig | None = N
 
 def score_source(source: str | Path, *, dataset: str | None = None, n: int | None = None, seed: int = 0,
                  objective: str | None = None, data_dir: str | None = None,
-                 device: str | torch.device = "cpu") -> dict[str, Any]:
+                 device: str | torch.device = "cpu", features: str | None = None) -> dict[str, Any]:
     """Every classifier metric of a run directory (``n`` samples drawn with ``seed``, default
     RUN_N) or of an .npz file (its first ``n`` images, default all; ``dataset`` required), as the
-    JSON record ``gansearch score`` prints. Messages name the command's flags (--n, --dataset)."""
+    JSON record ``gansearch score`` prints. Messages name the command's flags (--n, --dataset).
+    ``features`` is an ``eval.features`` network to score with (default for a run: its own)."""
     from gan_core.data import load_dataset
     from gan_core.metrics import Evaluator
 
@@ -131,20 +132,21 @@ def score_source(source: str | Path, *, dataset: str | None = None, n: int | Non
     if source.suffix == ".npz":
         if not dataset:
             raise GansearchError(f"{source}: --dataset is required for an .npz file "
-                                 f"(mnist, fashion, color-mnist or csv:PATH)")
+                                 f"(mnist, fashion, color-mnist, csv:PATH, folder:PATH or npz:PATH)")
         data = _dataset_config(dataset, data_dir)
         if data.name == "color-mnist" and source.is_file():
-            data.image_size = _npz_side(source, data.image_size)
+            data.resolution = _npz_side(source, data.resolution or 64)
         # Check the file against the dataset before loading (or training) the classifier.
         train = load_dataset(data, "train")
-        if train.num_classes < 2:
-            raise GansearchError(f"--dataset: {data.name} is unlabeled; classifier metrics need labels")
+        if train.num_classes < 2 and not features:
+            raise GansearchError(f"--dataset: {data.name} is unlabeled; classifier metrics need labels "
+                                 "(or --features: a feature network of your own)")
         images, labels = load_npz(source, train.shape, data.name, train.num_classes)
         if n is not None:
             if n > len(images):
                 raise GansearchError(f"--n: {n} requested but {source} holds {len(images)} images")
             images, labels = images[:n], None if labels is None else labels[:n]
-        evaluator = Evaluator(data, device=device, objective=objective or "cfd")
+        evaluator = Evaluator(data, device=device, objective=objective or "cfd", features=features)
         kind = "npz"
     elif source.is_dir() or source.suffix == ".pt":
         from gan_core.checkpoint import load_run
@@ -154,7 +156,8 @@ def score_source(source: str | Path, *, dataset: str | None = None, n: int | Non
         data = _dataset_config(dataset, data_dir, run.cfg.data) if dataset else run.cfg.data
         if data_dir is not None and not dataset:
             data = _dataset_config(data.name, data_dir, data)
-        evaluator = Evaluator(data, device=device, objective=objective or run.cfg.eval.objective)
+        evaluator = Evaluator(data, device=device, objective=objective or run.cfg.eval.objective,
+                              features=features or run.cfg.eval.features)
         n = n or RUN_N
         labels = cycling_labels(n, run.G.num_classes, device) if run.G.conditional else None
         images = generate(run.G, n, seed=seed, labels=labels)
@@ -168,9 +171,10 @@ def score_source(source: str | Path, *, dataset: str | None = None, n: int | Non
         raise GansearchError(f"{source}: expected a run directory (holding checkpoint.pt) or a .npz file")
     evaluator.check(images, labels, where=str(source))
     metrics = evaluator(images, labels)
+    accuracy = getattr(evaluator.classifier, "test_accuracy", None)  # the reference classifier's
     return {"source": str(source), "kind": kind, "dataset": data.name, "n": len(images),
             "objective": evaluator.objective, **metrics,
-            "classifier_accuracy": evaluator.classifier.test_accuracy}
+            **({"classifier_accuracy": accuracy} if accuracy is not None else {"features": features})}
 
 
 def _npz_side(path: Path, default: int) -> int:

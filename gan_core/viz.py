@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from gan_core.io import _atomic_write_bytes
+from gan_core.io import atomic_write_bytes
 
 TILE = 112  # target side of one upscaled image, in pixels (28 -> 4x)
 BACKGROUND = (255, 255, 255)
@@ -51,7 +51,7 @@ def _png_bytes(img: Image.Image) -> bytes:
 
 
 def save_png(img: Image.Image, path: str | Path) -> None:
-    _atomic_write_bytes(Path(path), _png_bytes(img))
+    atomic_write_bytes(Path(path), _png_bytes(img))
 
 
 def save_gif(frames: Sequence[Image.Image], path: str | Path, *, duration_ms: int = 120) -> None:
@@ -65,7 +65,7 @@ def save_gif(frames: Sequence[Image.Image], path: str | Path, *, duration_ms: in
     frames[0].save(
         buf, format="GIF", save_all=True, append_images=list(frames[1:]), duration=durations, loop=0
     )
-    _atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def outline(img: Image.Image, boxes: Sequence[tuple[int, int, int, int]], color=(255, 0, 0), width: int = 2) -> Image.Image:
@@ -203,4 +203,4 @@ def plot_curves(records: list[dict[str, Any]], path: str | Path, title: str = ""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
-    _atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_bytes(Path(path), buf.getvalue())

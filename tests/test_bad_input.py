@@ -390,7 +390,7 @@ CASES = [
     Case("batch-size-not-int", sets("train.batch_size=1.5"), ("train.batch_size", "expected int")),
     Case("arch-empty", sets("model.arch="), ("model.arch",)),
     Case("image-size-small", lambda c: ["classifier", "info", "--dataset", "color-mnist", "--image-size", "0"],
-         ("image_size",)),
+         ("--resolution", "4..1024")),
     Case("classifier-data-dir-missing", lambda c: ["classifier", "info", "--dataset", "mnist", "--data-dir",
                                                    "null"], ("--data-dir", "null")),
     Case("score-data-dir-missing", lambda c: ["score", str(c.run), "--data-dir", "2024"], ("--data-dir", "2024")),

@@ -163,7 +163,7 @@ def test_color_mnist_classifier_resizes_and_trains(tmp_cache):
     x = torch.randint(0, 256, (5, 3, 64, 64), dtype=torch.uint8)
     feats, logits = model.eval().features_and_logits(classifier.preprocess(x, TINY.max_side))
     assert feats.shape == (5, 16) and logits.shape == (5, 10)
-    clf = get_classifier(DataConfig(name="color-mnist", image_size=32), config=TINY, progress=False)
+    clf = get_classifier(DataConfig(name="color-mnist", resolution=32), config=TINY, progress=False)
     assert clf.shape == (3, 32, 32) and clf.test_accuracy > 0.15  # chance: 0.1
 
 

@@ -36,7 +36,7 @@ def _data_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     """Real data from ../shared/data, downloads only into a temp cache, and never the network."""
     monkeypatch.setenv("GANSEARCH_DATA", str(SHARED_DATA))
     monkeypatch.setenv("GANSEARCH_CACHE", str(tmp_path_factory.getbasetemp() / "gansearch-cache"))
-    monkeypatch.setattr(data, "_download", _offline)
+    monkeypatch.setattr(data.idx, "_download", _offline)
 
 
 def gen(seed: int) -> torch.Generator:
@@ -52,9 +52,9 @@ def mnist(split: str = "train") -> data.Dataset:
 
 
 def test_names_and_unknown_name() -> None:
-    assert dataset_names() == ["mnist", "fashion", "color-mnist", "csv:PATH"]
+    assert dataset_names() == ["mnist", "fashion", "color-mnist", "csv:PATH", "folder:PATH", "npz:PATH"]
     assert set(data.DATASETS) == {"mnist", "fashion", "color-mnist"}
-    with pytest.raises(DataError, match="mnist, fashion, color-mnist, csv:PATH") as e:
+    with pytest.raises(DataError, match="mnist, fashion, color-mnist, csv:PATH, folder:PATH, npz:PATH") as e:
         load_dataset(DataConfig(name="cifar"))
     assert "'cifar'" in str(e.value)
     with pytest.raises(DataError, match="split"):
@@ -91,7 +91,7 @@ def test_missing_files_offline_names_them(monkeypatch: pytest.MonkeyPatch, tmp_p
         calls.append((kind, root))
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(data, "_download", offline)
+    monkeypatch.setattr(data.idx, "_download", offline)
     with pytest.raises(DataError) as e:
         load_dataset(DataConfig(name="fashion", data_dir=str(empty)))
     message = str(e.value)
@@ -112,7 +112,7 @@ def test_download_goes_to_cache_not_data_dir(monkeypatch: pytest.MonkeyPatch, tm
         calls.append(kind)
         shutil.copytree(SHARED_DATA / "MNIST" / "raw", root / "MNIST" / "raw")
 
-    monkeypatch.setattr(data, "_download", fake_download)
+    monkeypatch.setattr(data.idx, "_download", fake_download)
     ds = load_dataset(DataConfig(name="mnist", data_dir=str(empty)), "test")
     assert len(ds) == 10000 and list(empty.iterdir()) == []
     assert (cache / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file()
@@ -348,7 +348,7 @@ def test_color_mnist_background_file(tmp_path: Path) -> None:
     colour = np.array([10, 200, 60], dtype=np.uint8)
     path = tmp_path / "flat.png"
     Image.fromarray(np.broadcast_to(colour, (80, 100, 3)).copy()).save(path)
-    ds = load_dataset(DataConfig(name="color-mnist", background=str(path), image_size=32))
+    ds = load_dataset(DataConfig(name="color-mnist", background=str(path), resolution=32))
     assert ds.shape == (3, 32, 32)
     x, _ = ds.take(4)
     pixels = x.permute(0, 2, 3, 1).numpy()

@@ -27,7 +27,7 @@ from search.space import load_space
 ARCHS = [a for a in models.ARCHITECTURES if a in TINY_MODEL]
 ALL_ON = ["ema.decay=0.9", "ema.start_images=32", "ema.standing_stats=2", "model.spectral_norm=both",
           "augment.policy=translation,cutout", "augment.p=0.7", "loss.r1_gamma=1.0", "loss.r1_every=2"]
-COLOR = ["data.name=color-mnist", "data.image_size=28"]
+COLOR = ["data.name=color-mnist", "data.resolution=28"]
 
 
 def outputs(run_dir) -> dict[str, torch.Tensor]:

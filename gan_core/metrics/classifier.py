@@ -227,7 +227,7 @@ class Embedding:
     """A sample as the metrics see it."""
 
     features: Tensor  # (N, F) float32 penultimate features (Frechet distance)
-    probs: Tensor  # (N, K) float64 class probabilities (cis, coverage, cond_acc)
+    probs: Tensor | None  # (N, K) float64 class probabilities (cis, coverage, cond_acc); None: no classes
     manifold: Tensor  # (N, M) float32 points of the k-NN manifolds (precision, recall)
 
     def __len__(self) -> int:
@@ -235,7 +235,7 @@ class Embedding:
 
     def head(self, n: int) -> Embedding:
         """The first ``n`` samples."""
-        return Embedding(self.features[:n], self.probs[:n], self.manifold[:n])
+        return Embedding(self.features[:n], None if self.probs is None else self.probs[:n], self.manifold[:n])
 
 
 @dataclass
@@ -262,6 +262,11 @@ class ReferenceClassifier:
     def digest(self) -> str:
         """Short sha256 of the weights: results scored by different classifiers are not comparable."""
         return self.weights_digest[:12]
+
+    @property
+    def preprocess_id(self) -> dict[str, Any]:
+        """How images reach the network: part of the reference statistics' cache key."""
+        return {"max_side": self.config.max_side, "scale": "uint8/255", "resize": "area", "bn": "fused"}
 
     def to_bytes(self) -> bytes:
         """The classifier as a verified cache entry, to ship from a search driver to its trials
@@ -300,9 +305,12 @@ def locate(data: DataConfig, config: ClassifierConfig | None = None) -> tuple[Pa
     from gan_core.data import load_dataset
 
     train = load_dataset(data, "train")
+    if train.num_classes == 1:
+        raise DataError(f"{data.name}: one class ({train.class_names[0]}); the reference classifier needs two "
+                        "or more: add class folders, or set eval.features to a feature network of your own")
     if train.num_classes < 2:
-        raise DataError(f"{data.name}: unlabeled dataset; classifier metrics need labels "
-                        f"(set eval.enabled=false, or use a labeled dataset)")
+        raise DataError(f"{data.name}: unlabeled dataset; classifier metrics need labels (set eval.features "
+                        "to a feature network of your own, or eval.enabled=false, or use a labeled dataset)")
     cfg = config or default_config(data.name)
     key = classifier_key(train, load_dataset(data, "test"), cfg)
     return cache.cache_root() / "classifiers" / f"{cache.slug(data.name)}-{key[:16]}.pt", key, cfg

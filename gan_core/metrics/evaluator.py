@@ -16,10 +16,11 @@ import torch
 from torch import Tensor
 
 from gan_core.config import Config, DataConfig
-from gan_core.errors import GansearchError
-from gan_core.metrics.classifier import ClassifierConfig, Embedding, ReferenceClassifier, get_classifier
-from gan_core.metrics.features import REFERENCE_N, ReferenceStats, get_reference
-from gan_core.metrics.registry import MetricInputs, compute_metrics, get_metric, score_of
+from gan_core.errors import ConfigError, GansearchError
+from gan_core.metrics.classifier import ClassifierConfig, Embedding, get_classifier
+from gan_core.metrics.extractors import load_features
+from gan_core.metrics.features import REFERENCE_N, FeatureNet, ReferenceStats, get_reference
+from gan_core.metrics.registry import METRICS, MetricInputs, compute_metrics, get_metric, score_of
 
 
 class Evaluator:
@@ -31,12 +32,22 @@ class Evaluator:
 
     def __init__(self, data: DataConfig, *, device: torch.device | str = "cpu", objective: str = "cfd",
                  classifier: ClassifierConfig | None = None, reference_n: int = REFERENCE_N,
-                 progress: bool | None = None) -> None:
-        self.objective = get_metric(objective).name
+                 progress: bool | None = None, features: str | None = None) -> None:
+        spec = get_metric(objective)
+        self.objective = spec.name
         self.data = data
         self.device = torch.device(device)
-        self.classifier: ReferenceClassifier = get_classifier(data, config=classifier, device=self.device,
-                                                              progress=progress)
+        self.classifier: FeatureNet
+        if features:  # eval.features: the user's network, or Inception (no class probabilities)
+            from gan_core.data import load_dataset
+
+            self.classifier = load_features(features, load_dataset(data, "train").shape, device=self.device)
+            if spec.needs_classes:
+                usable = ", ".join(m.name for m in METRICS.values() if not m.needs_classes and not m.needs_labels)
+                raise ConfigError(f"eval.objective: {objective} needs class probabilities, which eval.features "
+                                  f"{features} has none of; choose one of {usable}")
+        else:
+            self.classifier = get_classifier(data, config=classifier, device=self.device, progress=progress)
         self.reference: ReferenceStats = get_reference(self.classifier, data, n=reference_n)
 
     @property
@@ -87,8 +98,9 @@ class Evaluator:
 
 
 def make_evaluator(cfg: Config, device: torch.device | str = "cpu") -> Evaluator:
-    """The evaluator for a training config: its dataset, ``eval.objective`` as ``score``."""
-    return Evaluator(cfg.data, device=device, objective=cfg.eval.objective)
+    """The evaluator for a training config: its dataset and feature network (``eval.features``,
+    else the reference classifier), ``eval.objective`` as ``score``."""
+    return Evaluator(cfg.data, device=device, objective=cfg.eval.objective, features=cfg.eval.features)
 
 
 def score_images(images: Tensor, labels: Tensor | None = None, *, data: DataConfig,

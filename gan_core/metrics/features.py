@@ -7,7 +7,7 @@ split's content, the reference sample count and the k of the k-NN manifolds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from torch import Tensor
 
 from gan_core.config import DataConfig
 from gan_core.metrics import cache
-from gan_core.metrics.classifier import ReferenceClassifier
+from gan_core.metrics.classifier import Embedding
 from gan_core.metrics.metrics import KNN_K, feature_statistics, knn_radii
 
 VERSION = 4  # 4: k-NN manifolds on unit-norm penultimate + pooled conv features; batch norm folded
@@ -56,15 +56,33 @@ class ReferenceStats:
 _LOADED: dict[str, ReferenceStats] = {}
 
 
-def reference_key(clf: ReferenceClassifier, test: Any, n: int, k: int) -> str:
+class FeatureNet(Protocol):
+    """What the metrics embed images with: the reference classifier or an ``eval.features`` network."""
+
+    weights_digest: str
+    shape: tuple[int, int, int]
+    num_classes: int  # 0: no class probabilities
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def preprocess_id(self) -> dict[str, Any]: ...
+
+    def embed(self, images: Tensor) -> Embedding: ...
+
+
+def reference_key(clf: FeatureNet, test: Any, n: int, k: int) -> str:
     return cache.digest({
         "version": VERSION, "classifier": clf.key, "weights": clf.weights_digest,
-        "preprocess": {"max_side": clf.config.max_side, "scale": "uint8/255", "resize": "area", "bn": "fused"},
-        "test": cache.dataset_fingerprint(test), "n": n, "k": k,
+        "preprocess": clf.preprocess_id, "test": cache.dataset_fingerprint(test), "n": n, "k": k,
     })
 
 
-def get_reference(clf: ReferenceClassifier, data: DataConfig, *, n: int = REFERENCE_N, k: int = KNN_K,
+def get_reference(clf: FeatureNet, data: DataConfig, *, n: int = REFERENCE_N, k: int = KNN_K,
                   force: bool = False) -> ReferenceStats:
     """The reference statistics of ``data``'s test split under ``clf``: memory, cache, or computed."""
     from gan_core.data import load_dataset

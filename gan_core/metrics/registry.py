@@ -31,7 +31,7 @@ class MetricInputs:
     """What every metric may look at: the samples' features and probabilities, the reference."""
 
     features: Tensor  # (N, D) float32 penultimate features
-    probs: Tensor  # (N, K) float64
+    probs: Tensor | None  # (N, K) float64; None when the feature network has no classes
     manifold: Tensor  # (N, M) float32 k-NN manifold points
     reference: ReferenceStats
     labels: Tensor | None = None  # requested labels of a conditional generator
@@ -51,14 +51,15 @@ class MetricSpec:
     higher_is_better: bool
     description: str
     needs_labels: bool = False
+    needs_classes: bool = False  # reads class probabilities: left out for eval.features networks
 
 
 METRICS: dict[str, MetricSpec] = {}
 _NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z][a-z0-9]*)*")  # no digits after "_": those are protocols
 
 
-def register_metric(name: str, *, higher_is_better: bool, description: str,
-                    needs_labels: bool = False) -> Callable[[Callable[[MetricInputs], float]], Callable]:
+def register_metric(name: str, *, higher_is_better: bool, description: str, needs_labels: bool = False,
+                    needs_classes: bool = False) -> Callable[[Callable[[MetricInputs], float]], Callable]:
     """Decorator adding a metric under ``name`` (lower-case words; no count suffix)."""
     if not _NAME.fullmatch(name):
         raise ValueError(f"metric name {name!r}: use lower-case words joined by '_', e.g. 'class_kl'")
@@ -66,7 +67,7 @@ def register_metric(name: str, *, higher_is_better: bool, description: str,
         raise ValueError(f"metric {name!r} is already registered")
 
     def wrap(fn: Callable[[MetricInputs], float]) -> Callable[[MetricInputs], float]:
-        METRICS[name] = MetricSpec(name, fn, higher_is_better, description, needs_labels)
+        METRICS[name] = MetricSpec(name, fn, higher_is_better, description, needs_labels, needs_classes)
         return fn
 
     return wrap
@@ -89,7 +90,8 @@ def protocol_name(name: str, n: int) -> str:
 
 
 def compute_metrics(inputs: MetricInputs, only: Iterable[str] | None = None) -> dict[str, float]:
-    """Every registered metric that applies (label metrics only with labels), protocol-named.
+    """Every registered metric that applies (label metrics only with labels, class metrics only
+    with class probabilities), protocol-named.
 
     ``only``: base names to compute instead of all (each checked against the registry).
     """
@@ -97,7 +99,8 @@ def compute_metrics(inputs: MetricInputs, only: Iterable[str] | None = None) -> 
     wanted = None if only is None else {get_metric(name, key="metrics").name for name in only}
     out = {}
     for spec in METRICS.values():
-        if (spec.needs_labels and inputs.labels is None) or (wanted is not None and spec.name not in wanted):
+        if ((spec.needs_labels and inputs.labels is None) or (spec.needs_classes and inputs.probs is None)
+                or (wanted is not None and spec.name not in wanted)):
             continue
         out[protocol_name(spec.name, n)] = float(spec.fn(inputs))
     return out
@@ -132,9 +135,10 @@ def _cfd(x: MetricInputs) -> float:
     return M.frechet_distance(mu, sigma, x.reference.mu, x.reference.sigma)
 
 
-@register_metric("cis", higher_is_better=True,
+@register_metric("cis", needs_classes=True, higher_is_better=True,
                  description="classifier Inception Score exp E[KL(p(y|x) || p(y))], 1..num_classes")
 def _cis(x: MetricInputs) -> float:
+    assert x.probs is not None  # needs_classes
     return M.classifier_inception_score(x.probs)
 
 
@@ -153,15 +157,17 @@ def _kid(x: MetricInputs) -> float:
     return M.kernel_distance(real, x.features, real_within=_KID_WITHIN[key])
 
 
-@register_metric("coverage", higher_is_better=True,
+@register_metric("coverage", needs_classes=True, higher_is_better=True,
                  description="classes predicted for at least 2 % of the samples")
 def _coverage(x: MetricInputs) -> float:
+    assert x.probs is not None  # needs_classes
     return float(M.class_coverage(x.probs))
 
 
-@register_metric("class_kl", higher_is_better=False,
+@register_metric("class_kl", needs_classes=True, higher_is_better=False,
                  description="KL(predicted class histogram || uniform), nats; 0 = balanced")
 def _class_kl(x: MetricInputs) -> float:
+    assert x.probs is not None  # needs_classes
     return M.class_kl(x.probs)
 
 
@@ -189,8 +195,8 @@ def _manifold_coverage(x: MetricInputs) -> float:
     return _knn(x)["coverage"]
 
 
-@register_metric("cond_acc", higher_is_better=True, needs_labels=True,
+@register_metric("cond_acc", needs_classes=True, higher_is_better=True, needs_labels=True,
                  description="conditional generators: classifier accuracy on the requested labels")
 def _cond_acc(x: MetricInputs) -> float:
-    assert x.labels is not None
+    assert x.labels is not None and x.probs is not None
     return M.conditional_accuracy(x.probs, x.labels)

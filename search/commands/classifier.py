@@ -11,11 +11,12 @@ import json
 from typing import Any
 
 from gan_core.config import DataConfig
+from gan_core.errors import GansearchError
 from search.commands._common import check_device, existing_dir, formatter
 
 EXAMPLE = """example:
   gansearch classifier train --dataset mnist
-  gansearch classifier train --dataset color-mnist --image-size 32
+  gansearch classifier train --dataset color-mnist --resolution 32
   gansearch classifier info --dataset fashion
 
 prints one JSON line: dataset, test accuracy, training time and the cache file
@@ -29,7 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="train: load from the cache or train now; info: report the cached one, never train")
     p.add_argument("--dataset", required=True, metavar="NAME", help="mnist, fashion, color-mnist or csv:PATH")
     p.add_argument("--data-dir", metavar="D", help="dataset root (default: $GANSEARCH_DATA, then the embedded MNIST)")
-    p.add_argument("--image-size", type=int, help="color-mnist: image side (default 64)")
+    p.add_argument("--resolution", "--image-size", dest="resolution", type=int,
+                   help="image side the data is brought to (default: the data's own; color-mnist 64)")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="1 grey or 3 RGB (default: the data's own)")
     p.add_argument("--background", metavar="FILE", help="color-mnist: background image")
     p.add_argument("--change-colors", action="store_true", help="color-mnist: random colour shift")
     p.add_argument("--force", action="store_true", help="train: retrain even when cached")
@@ -44,8 +47,11 @@ def data_config(args: argparse.Namespace) -> DataConfig:
     name = args.dataset
     check_dataset_name(name, "--dataset")
     cfg = DataConfig(name=name, data_dir=getattr(args, "data_dir", None))
-    if getattr(args, "image_size", None) is not None:
-        cfg.image_size = args.image_size
+    if getattr(args, "resolution", None) is not None:
+        if not 4 <= args.resolution <= 1024:
+            raise GansearchError(f"--resolution: must be in 4..1024, got {args.resolution}")
+        cfg.resolution = args.resolution
+    cfg.channels = getattr(args, "channels", None)
     if getattr(args, "background", None):
         cfg.background = args.background
     cfg.change_colors = bool(getattr(args, "change_colors", False))
