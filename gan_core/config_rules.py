@@ -91,6 +91,11 @@ def _validate_stabilisers(cfg: Config) -> None:
         raise ConfigError(f"augment.policy: {twice[0]!r} is listed twice")
     if not 0.0 <= cfg.augment.p <= 1.0:
         raise ConfigError(f"augment.p: must be in [0, 1], got {cfg.augment.p}")
+    if cfg.augment.blur_sigma < 0:
+        raise ConfigError(f"augment.blur_sigma: must be >= 0 (0: off), got {cfg.augment.blur_sigma}")
+    if cfg.augment.blur_sigma > 0 and cfg.augment.blur_images <= 0:
+        raise ConfigError(f"augment.blur_images: must be > 0 with augment.blur_sigma {cfg.augment.blur_sigma:g} "
+                          f"(the images over which the blur fades out), got {cfg.augment.blur_images}")
     if not 0.0 <= cfg.ema.decay < 1.0:
         raise ConfigError(f"ema.decay: must be in [0, 1), got {cfg.ema.decay}")
     if cfg.ema.start_images < 0:

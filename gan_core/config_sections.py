@@ -135,11 +135,15 @@ class AugmentConfig:
     ``policy``: names from translation, cutout, color (color: RGB data only), applied in the
     given order; YAML takes a list or DiffAugment's comma-separated string ("translation,cutout",
     which is how a search space offers it as a choice; "" = none). ``p``: the probability that
-    each transform is applied to each image.
+    each transform is applied to each image. Before them, ``blur_sigma`` > 0 blurs every image
+    D sees with a Gaussian of that standard deviation in pixels, falling linearly to none over
+    the first ``blur_images`` images (StyleGAN3's D blur: coarse structure first).
     """
 
     policy: list[str] = field(default_factory=list)
     p: float = 1.0
+    blur_sigma: float = 0.0
+    blur_images: int = 0
 
 
 @dataclass

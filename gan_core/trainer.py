@@ -14,7 +14,7 @@ from torch import nn
 
 from gan_core import losses as losses_mod
 from gan_core import models, user_arch
-from gan_core.augment import DiffAugment
+from gan_core.augment import DiffAugment, blur_sigma, gaussian_blur
 from gan_core.balance import BalanceController
 from gan_core.checkpoint import CHECKPOINT, save_checkpoint
 from gan_core.config import Config, to_dict
@@ -183,7 +183,10 @@ class Trainer:
         return nn.utils.parametrize.cached()
 
     def _D(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """D as the loop sees it: every image, real or fake, goes through DiffAugment first."""
+        """D as the loop sees it: every image, real or fake, blurred while augment.blur_sigma
+        fades out, then through DiffAugment."""
+        a = self.cfg.augment
+        x = gaussian_blur(x, blur_sigma(a.blur_sigma, a.blur_images, self.images_seen))
         return self.D(self.augment(x), y)
 
     def train_step(self) -> torch.Tensor:

@@ -26,7 +26,8 @@ from search.space import load_space
 
 ARCHS = [a for a in models.ARCHITECTURES if a in TINY_MODEL]
 ALL_ON = ["ema.decay=0.9", "ema.start_images=32", "ema.standing_stats=2", "model.spectral_norm=both",
-          "augment.policy=translation,cutout", "augment.p=0.7", "loss.r1_gamma=1.0", "loss.r1_every=2"]
+          "augment.policy=translation,cutout", "augment.p=0.7", "loss.r1_gamma=1.0", "loss.r1_every=2",
+          "augment.blur_sigma=1.0", "augment.blur_images=64"]
 COLOR = ["data.name=color-mnist", "data.resolution=28"]
 
 
@@ -66,6 +67,8 @@ def test_config_keys_default_off_and_round_trip(tiny_cfg):
     ("ema.start_images=-1", "ema.start_images: must be >= 0"),
     ("ema.standing_stats=-1", r"ema.standing_stats: must be >= 0 \(0: copy G's\), got -1"),
     ("augment.p=1.5", r"augment.p: must be in \[0, 1\]"),
+    ("augment.blur_sigma=-1", r"augment.blur_sigma: must be >= 0 \(0: off\), got -1.0"),
+    ("augment.blur_sigma=2", r"augment.blur_images: must be > 0 with augment.blur_sigma 2 \(the images over "),
     ("loss.r1_gamma=-1", "loss.r1_gamma: must be >= 0"),
     ("loss.r1_every=0", "loss.r1_every: must be >= 1"),
     ("augment.policy=translation,flip", "augment.policy: 'flip' is not one of translation, cutout, color"),
@@ -96,6 +99,7 @@ def test_color_on_grayscale_is_refused_before_anything_is_written(tiny_cfg, tmp_
 @pytest.mark.parametrize("setting", [
     ["model.spectral_norm=d"], ["model.spectral_norm=g"], ["augment.policy=translation"],
     ["augment.policy=cutout"], ["augment.policy=color", *COLOR], ["loss.r1_gamma=10"],
+    ["augment.blur_sigma=2", "augment.blur_images=1000"],
 ], ids=lambda s: s[0])
 def test_each_stabiliser_changes_the_trained_networks(tiny_cfg, tmp_path, setting):
     base = [s for s in setting if s.startswith("data.")]
@@ -373,3 +377,18 @@ def test_a_space_offering_color_on_mnist_is_refused(tmp_path):
     with pytest.raises(GansearchError, match="augment.policy: 'color' needs RGB images") as info:
         load_space(path, build_models=True)
     assert "\n" not in str(info.value)
+
+
+def test_d_blur_fades_out_and_keeps_brightness():
+    from gan_core.augment import blur_sigma, gaussian_blur
+
+    assert [blur_sigma(4.0, 100, n) for n in (0, 25, 100, 500)] == [4.0, 3.0, 0.0, 0.0]
+    assert blur_sigma(0.0, 0, 0) == 0.0
+    x = torch.rand(2, 3, 32, 32)
+    assert gaussian_blur(x, 0.0) is x
+    y = gaussian_blur(x, 1.5)
+    inner = (slice(None), slice(None), slice(5, -5), slice(5, -5))  # zero padding darkens the border only
+    assert torch.allclose(y[inner].mean(), x[inner].mean(), atol=0.01)
+    assert y.std() < 0.6 * x.std()  # noise is smoothed
+    flat = torch.full((1, 1, 32, 32), 0.5)
+    assert torch.allclose(gaussian_blur(flat, 1.5)[inner[:2] + (slice(5, -5), slice(5, -5))], flat[..., 5:-5, 5:-5])
