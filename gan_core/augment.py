@@ -97,6 +97,31 @@ def check_policy(policy: Sequence[str], shape: Sequence[int], dataset: str) -> N
                               f"{shape[0]} channel(s) (valid here: {ok})")
 
 
+def blur_sigma(start: float, fade_images: int, images_seen: int) -> float:
+    """The D-input blur's standard deviation (pixels) after ``images_seen`` images: ``start``
+    falling linearly to 0 over ``fade_images`` (StyleGAN3's blur_init_sigma / blur_fade_kimg)."""
+    if start <= 0 or images_seen >= fade_images:
+        return 0.0
+    return start * (1.0 - images_seen / fade_images)
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of (B, C, H, W) images, kernel radius 3 sigma (at least 1), zero
+    padding; differentiable (R1 takes its gradient through it). sigma 0: ``x`` unchanged.
+
+    Early in training D then judges shapes and colours, not the fine texture an untrained G
+    draws (transposed-conv checkerboards), which it otherwise learns first and wins on."""
+    if sigma <= 0:
+        return x
+    radius = max(1, int(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-0.5 * (taps / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
+
+
 class DiffAugment:
     """The configured policy as one callable on (B, C, H, W) float images.
 

@@ -36,6 +36,11 @@ def validate_model(model: ModelConfig) -> None:
     for key in ("g_depth", "d_depth"):
         if getattr(model, key) < 1:
             raise ConfigError(f"model.{key}: must be >= 1, got {getattr(model, key)}")
+    if model.d_width is not None and model.d_width <= 0:
+        raise ConfigError(f"model.d_width: must be > 0, or null for model.width, got {model.d_width}")
+    for key in ("g_min_channels", "mbstd_group"):
+        if getattr(model, key) < 0:
+            raise ConfigError(f"model.{key}: must be >= 0 (0: off), got {getattr(model, key)}")
 
 
 def validate(cfg: Config) -> None:
@@ -86,10 +91,17 @@ def _validate_stabilisers(cfg: Config) -> None:
         raise ConfigError(f"augment.policy: {twice[0]!r} is listed twice")
     if not 0.0 <= cfg.augment.p <= 1.0:
         raise ConfigError(f"augment.p: must be in [0, 1], got {cfg.augment.p}")
+    if cfg.augment.blur_sigma < 0:
+        raise ConfigError(f"augment.blur_sigma: must be >= 0 (0: off), got {cfg.augment.blur_sigma}")
+    if cfg.augment.blur_sigma > 0 and cfg.augment.blur_images <= 0:
+        raise ConfigError(f"augment.blur_images: must be > 0 with augment.blur_sigma {cfg.augment.blur_sigma:g} "
+                          f"(the images over which the blur fades out), got {cfg.augment.blur_images}")
     if not 0.0 <= cfg.ema.decay < 1.0:
         raise ConfigError(f"ema.decay: must be in [0, 1), got {cfg.ema.decay}")
     if cfg.ema.start_images < 0:
         raise ConfigError(f"ema.start_images: must be >= 0, got {cfg.ema.start_images}")
+    if cfg.ema.standing_stats < 0:
+        raise ConfigError(f"ema.standing_stats: must be >= 0 (0: copy G's), got {cfg.ema.standing_stats}")
     if cfg.loss.r1_gamma < 0:
         raise ConfigError(f"loss.r1_gamma: must be >= 0, got {cfg.loss.r1_gamma}")
     if cfg.loss.r1_every < 1:

@@ -66,6 +66,10 @@ class ModelConfig:
     g_norm: str = field(default="batch", metadata=_choices("batch", "none", "instance", "layer"))
     d_norm: str = field(default="batch", metadata=_choices("none", "batch", "layer"))
     upsample: str = field(default="transpose", metadata=_choices("transpose", "nearest", "bilinear"))
+    g_min_channels: int = 0  # no G stage narrower than this (the full-resolution ones); 0: off
+    d_width: float | None = None  # D's channel multiplier; None: ``width``, as G's
+    mbstd_group: int = 0  # minibatch standard deviation in D over groups of this many images; 0: off
+    d_multiscale: bool = False  # D's later stages also see the image average-pooled to their size
     # An import-path architecture's own keys, any YAML values (a space searches them as
     # model.options.KEY); built-in architectures take none.
     options: dict[str, Any] = field(default_factory=dict)
@@ -131,11 +135,15 @@ class AugmentConfig:
     ``policy``: names from translation, cutout, color (color: RGB data only), applied in the
     given order; YAML takes a list or DiffAugment's comma-separated string ("translation,cutout",
     which is how a search space offers it as a choice; "" = none). ``p``: the probability that
-    each transform is applied to each image.
+    each transform is applied to each image. Before them, ``blur_sigma`` > 0 blurs every image
+    D sees with a Gaussian of that standard deviation in pixels, falling linearly to none over
+    the first ``blur_images`` images (StyleGAN3's D blur: coarse structure first).
     """
 
     policy: list[str] = field(default_factory=list)
     p: float = 1.0
+    blur_sigma: float = 0.0
+    blur_images: int = 0
 
 
 @dataclass
@@ -145,11 +153,14 @@ class EmaConfig:
     After each generator update ema = decay * ema + (1 - decay) * G (parameters; buffers such
     as batch-norm statistics are copied). Until ``start_images`` images have been seen the EMA
     generator is an exact copy of G, so the average does not drag in the untrained start.
-    ``decay`` 0 turns it off (samples come from G itself).
+    ``decay`` 0 turns it off (samples come from G itself). ``standing_stats`` > 0 gives the
+    average batch-norm statistics of its own, from that many batches of 64 fixed noise vectors,
+    before it draws, is scored or saved (gan_core.ema); 0 copies G's.
     """
 
     decay: float = 0.0
     start_images: int = 0
+    standing_stats: int = 0
 
 
 @dataclass

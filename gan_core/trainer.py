@@ -14,7 +14,7 @@ from torch import nn
 
 from gan_core import losses as losses_mod
 from gan_core import models, user_arch
-from gan_core.augment import DiffAugment
+from gan_core.augment import DiffAugment, blur_sigma, gaussian_blur
 from gan_core.balance import BalanceController
 from gan_core.checkpoint import CHECKPOINT, save_checkpoint
 from gan_core.config import Config, to_dict
@@ -70,7 +70,8 @@ class Trainer:
         self.noise_gen = torch.Generator().manual_seed(t.seed * 1000 + 2)
         self.aug_gen = torch.Generator().manual_seed(t.seed * 1000 + 5)
         self.augment = DiffAugment(cfg.augment.policy, cfg.augment.p, self.aug_gen)
-        self.ema = GeneratorEma(self.G, cfg.ema.decay, cfg.ema.start_images) if cfg.ema.decay > 0 else None
+        self.ema = (GeneratorEma(self.G, cfg.ema.decay, cfg.ema.start_images, cfg.ema.standing_stats)
+                    if cfg.ema.decay > 0 else None)
         self.step = 0
         self.d_updates = 0  # every D update so far: lazy R1 runs on every r1_every-th
         self.acc = self._empty_acc()  # host-side counts since the last log line
@@ -110,7 +111,7 @@ class Trainer:
     @property
     def G_sample(self) -> models.Generator:
         """The generator that draws sample grids and is evaluated: the EMA one when it is on."""
-        return self.ema.model if self.ema is not None else self.G
+        return self.ema.sampler() if self.ema is not None else self.G
 
     def state_dict(self, status: str) -> dict[str, Any]:
         return {
@@ -182,7 +183,10 @@ class Trainer:
         return nn.utils.parametrize.cached()
 
     def _D(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """D as the loop sees it: every image, real or fake, goes through DiffAugment first."""
+        """D as the loop sees it: every image, real or fake, blurred while augment.blur_sigma
+        fades out, then through DiffAugment."""
+        a = self.cfg.augment
+        x = gaussian_blur(x, blur_sigma(a.blur_sigma, a.blur_images, self.images_seen))
         return self.D(self.augment(x), y)
 
     def train_step(self) -> torch.Tensor:

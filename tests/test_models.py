@@ -516,3 +516,76 @@ def test_init_torch_and_dcgan_replace_the_original_init_deterministically():
         apply_overrides(load_preset("mnist-mlp"), ["model.init=he"])
     # "seed", the value's old name, is still read (saved configs and searches keep loading).
     assert apply_overrides(load_preset("mnist-mlp"), ["model.init=seed"]).model.init == "original"
+
+
+def test_dcgan_lite_normalises_narrow_layers_in_nchw_without_changing_the_numbers():
+    """Below 8 channels norm and activation run in NCHW (hooks switch the layout; the module
+    list and so the saved keys are as before); the result is the channels_last one's."""
+    from gan_core import dcgan_lite
+
+    seen = []
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(LITE, width=0.25)  # G: 16 -> 8 -> 4 channels at 7, 14, 28 px
+    G, _ = models.build(cfg, MNIST, 0)
+    norms = [m for m in G.net if isinstance(m, nn.BatchNorm2d)]
+    for m in norms:
+        m.register_forward_pre_hook(lambda m, a: seen.append((m.num_features, a[0].is_contiguous())))
+    z, _ = _inputs(G, 4)
+    x = G(z)
+    assert seen == [(16, False), (8, False), (4, True)]  # channels_last but for the 4-channel one
+    try:
+        dcgan_lite.NHWC_MIN_CHANNELS = 1
+        torch.manual_seed(0)
+        G1, _ = models.build(cfg, MNIST, 0)
+    finally:
+        dcgan_lite.NHWC_MIN_CHANNELS = 8
+    assert list(G1.state_dict()) == list(G.state_dict())
+    assert torch.allclose(G1(z), x, atol=1e-6)
+
+
+def test_dcgan_lite_discriminator_options_build_train_and_cost_what_they_say():
+    """model.d_width scales D alone; mbstd_group adds one channel of the batch's spread;
+    d_multiscale feeds every later stage the pooled image; g_min_channels widens G's thin
+    stages. All off: the preset's networks."""
+    conv = (nn.Conv2d, nn.ConvTranspose2d)
+    base = dataclasses.replace(LITE, width=1.0, d_depth=3)
+    G0, D0 = models.build(base, COLOR, 0)
+    G, D = models.build(dataclasses.replace(base, d_width=0.5), COLOR, 0)
+    assert _layers(G, conv) == _layers(G0, conv)
+    # g_min_channels floors G's thin full-resolution stages only.
+    G1, D1 = models.build(dataclasses.replace(base, g_min_channels=16), COLOR, 0)
+    assert _layers(G1, conv) == [("ConvTranspose2d", 64, 32), ("ConvTranspose2d", 32, 16),
+                                 ("ConvTranspose2d", 16, 16), ("Conv2d", 16, 3)]
+    assert _layers(D1, conv) == _layers(D0, conv)
+    assert _layers(D, conv) == [("Conv2d", 3, 8), ("Conv2d", 8, 16), ("Conv2d", 16, 32)]
+    _, D = models.build(dataclasses.replace(base, d_multiscale=True, mbstd_group=4), COLOR, 0)
+    assert _layers(D, conv) == [("Conv2d", 3, 16), ("Conv2d", 19, 32), ("Conv2d", 35, 64)]
+    assert D.head[0].in_features == 65 * 8 * 8
+    torch.manual_seed(0)
+    z, _ = _inputs(G0, 8)
+    x = G0(z).detach()
+    # The spread channel: identical images have none, so D tells a collapsed batch apart.
+    mbstd = next(m for m in D.modules() if type(m).__name__ == "MinibatchStd")
+    h = torch.randn(8, 3, 4, 4)
+    assert torch.allclose(mbstd(h[:1].expand(8, -1, -1, -1))[:, 3], torch.full((8, 4, 4), 1e-4))
+    assert mbstd(h)[:, 3].min() > 0.5
+    real = x.clone().requires_grad_(True)
+    d_real = D(real)
+    r1 = losses.r1_penalty(d_real, real)  # double backward through pooling and the spread
+    loss = losses.LOSSES["hinge"].d_loss(d_real, D(torch.rand(8, *COLOR) * 2 - 1)) + r1
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in D.parameters())
+    assert models.estimate_flops(D, torch.zeros(1, *COLOR)) > models.estimate_flops(D0, torch.zeros(1, *COLOR))
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("d_width", "0", "model.d_width: must be > 0, or null for model.width, got 0.0"),
+    ("mbstd_group", "-1", "model.mbstd_group: must be >= 0 (0: off), got -1"),
+    ("g_min_channels", "-2", "model.g_min_channels: must be >= 0 (0: off), got -2"),
+])
+def test_dcgan_lite_bad_discriminator_option_is_one_line(key, value, message):
+    from gan_core.config import apply_overrides, load_preset
+
+    with pytest.raises(ConfigError) as exc:
+        apply_overrides(load_preset("mnist-dcgan-lite"), [f"model.{key}={value}"])
+    assert str(exc.value) == message

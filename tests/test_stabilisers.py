@@ -25,8 +25,9 @@ from search.space import load_space
 from tests.conftest import TINY_MODEL
 
 ARCHS = [a for a in models.ARCHITECTURES if a in TINY_MODEL]
-ALL_ON = ["ema.decay=0.9", "ema.start_images=32", "model.spectral_norm=both",
-          "augment.policy=translation,cutout", "augment.p=0.7", "loss.r1_gamma=1.0", "loss.r1_every=2"]
+ALL_ON = ["ema.decay=0.9", "ema.start_images=32", "ema.standing_stats=2", "model.spectral_norm=both",
+          "augment.policy=translation,cutout", "augment.p=0.7", "loss.r1_gamma=1.0", "loss.r1_every=2",
+          "augment.blur_sigma=1.0", "augment.blur_images=64"]
 COLOR = ["data.name=color-mnist", "data.resolution=28"]
 
 
@@ -50,7 +51,8 @@ def same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 def test_config_keys_default_off_and_round_trip(tiny_cfg):
     cfg = tiny_cfg("mlp")
-    assert (cfg.ema.decay, cfg.model.spectral_norm, cfg.augment.policy, cfg.loss.r1_gamma) == (0.0, "none", [], 0.0)
+    assert (cfg.ema.decay, cfg.ema.standing_stats, cfg.model.spectral_norm, cfg.augment.policy,
+            cfg.loss.r1_gamma) == (0.0, 0, "none", [], 0.0)
     on = apply_overrides(cfg, ALL_ON)
     assert on.augment.policy == ["translation", "cutout"] and on.loss.r1_every == 2
     # A YAML list and DiffAugment's comma string are the same config; "" is no augmentation.
@@ -63,7 +65,10 @@ def test_config_keys_default_off_and_round_trip(tiny_cfg):
 @pytest.mark.parametrize(("setting", "message"), [
     ("ema.decay=1.0", r"ema.decay: must be in \[0, 1\)"),
     ("ema.start_images=-1", "ema.start_images: must be >= 0"),
+    ("ema.standing_stats=-1", r"ema.standing_stats: must be >= 0 \(0: copy G's\), got -1"),
     ("augment.p=1.5", r"augment.p: must be in \[0, 1\]"),
+    ("augment.blur_sigma=-1", r"augment.blur_sigma: must be >= 0 \(0: off\), got -1.0"),
+    ("augment.blur_sigma=2", r"augment.blur_images: must be > 0 with augment.blur_sigma 2 \(the images over "),
     ("loss.r1_gamma=-1", "loss.r1_gamma: must be >= 0"),
     ("loss.r1_every=0", "loss.r1_every: must be >= 1"),
     ("augment.policy=translation,flip", "augment.policy: 'flip' is not one of translation, cutout, color"),
@@ -94,6 +99,7 @@ def test_color_on_grayscale_is_refused_before_anything_is_written(tiny_cfg, tmp_
 @pytest.mark.parametrize("setting", [
     ["model.spectral_norm=d"], ["model.spectral_norm=g"], ["augment.policy=translation"],
     ["augment.policy=cutout"], ["augment.policy=color", *COLOR], ["loss.r1_gamma=10"],
+    ["augment.blur_sigma=2", "augment.blur_images=1000"],
 ], ids=lambda s: s[0])
 def test_each_stabiliser_changes_the_trained_networks(tiny_cfg, tmp_path, setting):
     base = [s for s in setting if s.startswith("data.")]
@@ -140,6 +146,46 @@ def test_ema_update_is_the_moving_average():
         assert torch.allclose(ema.model.get_parameter(k), 0.75 * before[k] + 0.25 * p, atol=1e-6)
     assert torch.equal(ema.model.get_buffer("1.running_mean"), G.get_buffer("1.running_mean"))
     assert not any(p.requires_grad for p in ema.model.parameters())
+
+
+def test_ema_standing_stats_are_the_averages_own_and_leave_training_alone(tiny_cfg, tmp_path):
+    """With ema.standing_stats the average's batch-norm statistics are those of its own
+    activations on fixed noise (cumulative over the batches), recomputed once per update;
+    G, D and the average's weights train exactly as without."""
+    from gan_core.ema import STANDING_BATCH, STANDING_SEED
+
+    torch.manual_seed(0)
+    G = models.Generator(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU()), arch="mlp", latent_dim=3,
+                         latent_dist="normal", shape=(1, 2, 2), output="tanh")
+    G(torch.randn(16, 3) * 5)  # G's own running statistics: far from the average's
+    ema = GeneratorEma(G, decay=0.5, standing_batches=3)
+    z = models.sample_latent(3 * STANDING_BATCH, 3, "normal", torch.Generator().manual_seed(STANDING_SEED))
+    h = ema.model.net[0](z)
+    model = ema.sampler()
+    assert model is ema.model and not model.training and not model.net[1].training
+    assert torch.allclose(model.net[1].running_mean, h.mean(0), atol=1e-5)
+    per_batch = torch.stack([b.var(0) for b in h.split(STANDING_BATCH)]).mean(0)  # as BN averages them
+    assert torch.allclose(model.net[1].running_var, per_batch, atol=1e-5)
+    assert model.net[1].momentum == G.net[1].momentum  # restored
+    mean = model.net[1].running_mean.clone()
+    model.net[1].running_mean.zero_()
+    ema.sampler()  # no update since: not recomputed
+    assert torch.equal(model.net[1].running_mean, torch.zeros(4))
+    with torch.no_grad():
+        G.net[0].bias.add_(1.0)
+    ema.update(1)  # the average moves half way: its statistics are computed again when saved
+    assert torch.allclose(ema.state_dict()["net.1.running_mean"], ema.model.net[0](z).mean(0), atol=1e-5)
+    assert not torch.equal(ema.model.net[1].running_mean, mean)
+
+    train(tiny_cfg("dcgan-upsample", steps=4, sets=["ema.decay=0.5"]), tmp_path / "copy", progress=False)
+    train(tiny_cfg("dcgan-upsample", steps=4, sets=["ema.decay=0.5", "ema.standing_stats=2"]), tmp_path / "own",
+          progress=False)
+    a, b = load_checkpoint(tmp_path / "copy"), load_checkpoint(tmp_path / "own")
+    assert same_state(a["G"], b["G"]) and same_state(a["D"], b["D"])
+    weights = [k for k in a["G_ema"] if "running" not in k and "num_batches" not in k]
+    assert all(torch.equal(a["G_ema"][k], b["G_ema"][k]) for k in weights)
+    stats = [k for k in a["G_ema"] if "running_mean" in k]
+    assert stats and all(not torch.equal(a["G_ema"][k], b["G_ema"][k]) for k in stats)
 
 
 def _stop_after(n: int):
@@ -331,3 +377,18 @@ def test_a_space_offering_color_on_mnist_is_refused(tmp_path):
     with pytest.raises(GansearchError, match="augment.policy: 'color' needs RGB images") as info:
         load_space(path, build_models=True)
     assert "\n" not in str(info.value)
+
+
+def test_d_blur_fades_out_and_keeps_brightness():
+    from gan_core.augment import blur_sigma, gaussian_blur
+
+    assert [blur_sigma(4.0, 100, n) for n in (0, 25, 100, 500)] == [4.0, 3.0, 0.0, 0.0]
+    assert blur_sigma(0.0, 0, 0) == 0.0
+    x = torch.rand(2, 3, 32, 32)
+    assert gaussian_blur(x, 0.0) is x
+    y = gaussian_blur(x, 1.5)
+    inner = (slice(None), slice(None), slice(5, -5), slice(5, -5))  # zero padding darkens the border only
+    assert torch.allclose(y[inner].mean(), x[inner].mean(), atol=0.01)
+    assert y.std() < 0.6 * x.std()  # noise is smoothed
+    flat = torch.full((1, 1, 32, 32), 0.5)
+    assert torch.allclose(gaussian_blur(flat, 1.5)[inner[:2] + (slice(5, -5), slice(5, -5))], flat[..., 5:-5, 5:-5])
