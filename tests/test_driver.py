@@ -32,7 +32,7 @@ def _experiment(tmp_path: Path) -> Path:
     exp = tmp_path / "runs" / "x"
     exp.mkdir(parents=True)
     (exp / "gansearch.json").write_text(json.dumps({"name": "x", "metric": "score", "mode": "min", "scheduler": "fifo",
-                                                    "options": {"cpus_per_trial": 1, "gpus_per_trial": 0}}))
+                                                    "options": {"name": "x", "cpus_per_trial": 1, "gpus_per_trial": 0}}))
     (exp / "space.yaml").write_text("base: mnist-mlp\nbudget: {images: 512, eval_every: 256}\nparams:\n"
                                     "  optim.d.lr: {float: [1.0e-4, 1.0e-2], log: true}\n")
     return exp
@@ -77,8 +77,12 @@ def test_sigterm_is_ctrl_c_inside_the_block_and_the_old_handler_comes_back(capsy
 
     previous = signal.signal(signal.SIGTERM, mine)
     try:
-        with pytest.raises(KeyboardInterrupt), sigterm_as_ctrl_c():  # Python's SIGINT handler: KeyboardInterrupt
-            os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler before the next line
+        python_int = signal.signal(signal.SIGINT, signal.default_int_handler)  # a Ray started earlier set its own
+        try:
+            with pytest.raises(KeyboardInterrupt), sigterm_as_ctrl_c():  # Python's SIGINT handler: KeyboardInterrupt
+                os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler before the next line
+        finally:
+            signal.signal(signal.SIGINT, python_int)
         assert "SIGTERM received; stopping the search as Ctrl-C does" in capsys.readouterr().err
         heard = []
         previous_int = signal.signal(signal.SIGINT, lambda s, f: heard.append(s))  # Ray Tune's, while it runs

@@ -297,7 +297,7 @@ def test_ctrl_c_during_review_confirm_stops_it_and_nothing_is_counted(tmp_path):
     trial = exp / "trial_a"
     trial.mkdir(parents=True)
     (exp / "gansearch.json").write_text(json.dumps({"name": "exp", "metric": "score", "mode": "min",
-                                                    "scheduler": "fifo", "options": {}}))
+                                                    "scheduler": "fifo", "options": {"name": "exp"}}))
     (exp / "space.yaml").write_text(CONFIRM_SPACE)
     from search.space import parse_space, random_draws
 
