@@ -42,7 +42,7 @@ from gan_core.typed_parse import field_type, parse_dataclass
 __all__ = ["BATCH_MAX", "IMPORT_PATH", "PRESET_DIR", "SEED_MAX", "AugmentConfig", "BalanceConfig", "Config",
            "DataConfig", "EmaConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimConfig", "OptimSide",
            "TrainConfig", "apply_overrides", "apply_values", "diff", "dump_config", "flatten", "from_dict",
-           "load_config", "load_preset", "preset_names", "save_config", "set_path", "to_dict", "validate",
+           "is_free_key", "load_config", "load_preset", "preset_names", "save_config", "set_path", "to_dict", "validate",
            "validate_model"]
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -142,6 +142,13 @@ def _free_mapping(dotted: str) -> bool:
     return typing.get_origin(_field_type(dotted)) is dict
 
 
+def is_free_key(dotted: str) -> bool:
+    """Whether ``dotted`` is a key inside a free mapping (``model.options.channels``): any name,
+    any YAML value, which the user's own code reads."""
+    parts = dotted.split(".")
+    return any(_free_mapping(".".join(parts[:i])) for i in range(1, len(parts)))
+
+
 def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
     """Set ``a.b.c`` in nested dicts, refusing paths that are not in the tree."""
     node = data
@@ -168,7 +175,7 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
             raise ConfigError(f"--set {item!r}: expected key.path=value")
         key, text = item.split("=", 1)
         key, text = key.strip(), text.strip()
-        if any(_free_mapping(".".join(key.split(".")[:i])) for i in range(1, key.count(".") + 1)):
+        if is_free_key(key):
             value = yaml.safe_load(text) if text else None  # model.options.KEY: plain YAML ("none" stays a word)
         else:
             value = _parse_value(text, _field_type(key))

@@ -86,11 +86,25 @@ def split_path(arch: str) -> tuple[str, str]:
     return module, attr
 
 
+def import_user_module(name: str) -> Any:
+    """Import a user's module as ``python -m`` would from this folder: installed packages and
+    $PYTHONPATH first, then the current folder (which a console script like ``gansearch`` does not
+    put on ``sys.path`` itself). ImportError if neither has it."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        here = str(Path.cwd())
+        if here in sys.path or not (exc.name and name.startswith(exc.name.split(".")[0])):
+            raise
+        sys.path.append(here)
+        return importlib.import_module(name)
+
+
 def load_builder(arch: str) -> Callable[..., Any]:
     """The callable ``module:callable`` names, or a one-line ArchError naming the module."""
     module_name, attr = split_path(arch)
     try:
-        module = importlib.import_module(module_name)
+        module = import_user_module(module_name)
     except ImportError as exc:
         raise ArchError(f"model.arch: cannot import {module_name} ({exc}); install it, put its folder on "
                         "PYTHONPATH, or run from the folder that holds it") from None
@@ -106,8 +120,13 @@ def load_builder(arch: str) -> Callable[..., Any]:
 def package_root(arch: str) -> Path:
     """The folder (a package) or file (a module) of the architecture's top-level package: what
     a search ships to its trials and what the source digest covers."""
-    top = split_path(arch)[0].split(".")[0]
     load_builder(arch)
+    return module_root(split_path(arch)[0])
+
+
+def module_root(module_name: str) -> Path:
+    """The folder or file of an imported module's top-level package."""
+    top = module_name.split(".")[0]
     module = sys.modules[top]
     paths = list(getattr(module, "__path__", []))
     if paths:
@@ -209,7 +228,7 @@ def _probe(G: Generator, D: Discriminator, cfg: ModelConfig, shape: Shape, num_c
                 got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
                 raise ArchError(f"model.arch: G of {cfg.arch} must return (N, C, H, W) = (2, {', '.join(map(str, shape))}) "
                                 f"for this data, got {got}")
-            if bool((x < lo - 1e-3).any() or (x > hi + 1e-3).any()):
+            if not x.is_meta and bool((x < lo - 1e-3).any() or (x > hi + 1e-3).any()):  # meta: shapes only
                 raise ArchError(f"model.arch: G of {cfg.arch} returned values in [{x.min().item():.3g}, "
                                 f"{x.max().item():.3g}], outside model.output {cfg.output}'s [{lo:g}, {hi:g}] "
                                 "(end G with tanh for [-1, 1] and set model.output: tanh)")

@@ -82,14 +82,22 @@ def test_review_refuses_to_rank_trials_scored_by_different_classifiers(tmp_path)
     assert "different reference classifiers" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_absolute_data_paths():
-    from gan_core.config import DataConfig
-    from search.raytune.driver import absolute_data_paths
+def test_absolute_paths():
+    from gan_core.config import Config, DataConfig, EvalConfig
+    from search.raytune.driver import absolute_paths
 
-    data = DataConfig(name="csv:sets/train.csv", data_dir="../data", background="~/bg.png")
-    absolute_data_paths(data, "/home/u/work")
-    assert data.name == "csv:/home/u/work/sets/train.csv" and data.data_dir == "/home/u/data"
-    assert data.background == os.path.expanduser("~/bg.png")
-    same = DataConfig(name="mnist", data_dir="/abs/data")
-    absolute_data_paths(same, "/elsewhere")
-    assert same.name == "mnist" and same.data_dir == "/abs/data" and same.background is None
+    cfg = Config(data=DataConfig(name="csv:sets/train.csv", data_dir="../data", background="~/bg.png"),
+                 eval=EvalConfig(features="feats/net.pt"))
+    absolute_paths(cfg, "/home/u/work")
+    assert cfg.data.name == "csv:/home/u/work/sets/train.csv" and cfg.data.data_dir == "/home/u/data"
+    assert cfg.data.background == os.path.expanduser("~/bg.png")
+    assert cfg.eval.features == "/home/u/work/feats/net.pt"
+    for name in ("folder:imgs", "npz:sets/x.npz"):
+        other = Config(data=DataConfig(name=name), eval=EvalConfig(features="inception:w/inception.pth"))
+        absolute_paths(other, "/home/u/work")
+        assert other.data.name == name.replace(":", ":/home/u/work/", 1)
+        assert other.eval.features == "inception:/home/u/work/w/inception.pth"
+    mine = Config(data=DataConfig(name="mnist", data_dir="/abs/data"), eval=EvalConfig(features="my_pkg.f:net"))
+    absolute_paths(mine, "/elsewhere")
+    assert mine.data.name == "mnist" and mine.data.data_dir == "/abs/data" and mine.data.background is None
+    assert mine.eval.features == "my_pkg.f:net"  # an import path, not a file

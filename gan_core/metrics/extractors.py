@@ -110,7 +110,26 @@ def _state_digest(model: nn.Module) -> str:
     return cache.digest({k: v.detach().cpu() for k, v in model.state_dict().items()})
 
 
+# Files a search's driver read and shipped to this process (a trial on a node without them).
+_SHIPPED_FILES: dict[str, bytes] = {}
+
+
+def provide_file(path: str, blob: bytes) -> None:
+    """Make ``eval.features`` naming the file ``path`` (absolute) use ``blob`` instead of reading it."""
+    _SHIPPED_FILES[path] = blob
+
+
+def file_of(spec: str) -> Path | None:
+    """The file ``spec`` names (a TorchScript/export file, or inception's weights), None for a module."""
+    kind = kind_of(spec)
+    if kind == "module":
+        return None
+    return Path(spec[len(INCEPTION_PREFIX):].strip() if kind == "inception" else spec).expanduser()
+
+
 def _read(path: Path, spec: str) -> bytes:
+    if str(path) in _SHIPPED_FILES:
+        return _SHIPPED_FILES[str(path)]
     try:
         return path.expanduser().read_bytes()
     except FileNotFoundError:

@@ -40,13 +40,15 @@ if TYPE_CHECKING:
     from search.space import Space
 
 
-def create_experiment(exp: str, space: Space, manifest: Manifest, classifier: bytes) -> Folder:
+def create_experiment(exp: str, space: Space, manifest: Manifest, classifier: bytes | None) -> Folder:
     """Write a new experiment's files into ``exp`` (a path or a URI): space.yaml, base.yaml,
-    classifier.pt (``classifier``: ReferenceClassifier.to_bytes), then gansearch.json."""
+    classifier.pt (``classifier``: ReferenceClassifier.to_bytes; None when every trial scores
+    with its own eval.features), then gansearch.json."""
     folder = Folder(exp)
     folder.write_text(SPACE_FILE, space.text)
     folder.write_text(BASE_FILE, dump_config(space.base_config))
-    folder.write_bytes(CLASSIFIER_FILE, classifier)
+    if classifier is not None:
+        folder.write_bytes(CLASSIFIER_FILE, classifier)
     folder.write_text(STATE_FILE, manifest.dumps())
     return folder
 

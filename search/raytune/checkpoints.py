@@ -12,8 +12,10 @@ the experiment (bench/bench_scale.py). Here Tune keeps every checkpoint in its b
 a driver killed before Tune's next snapshot leaves a state that may name a deleted one, which
 recovery.py's ``refill_missing_checkpoints`` puts right before a resume, as it always did.
 
-A trial restored by a resume keeps the checkpoints it had (the retention of a restored search
-starts with the trials' new checkpoints).
+The callback's books are saved with Tune's experiment state (``get_state``), so a resumed trial
+goes on dropping the checkpoints of its earlier session as it supersedes them. A driver killed
+with kill -9 saved books as old as Tune's last snapshot: checkpoints made after it stay on storage
+(they cost only space).
 """
 
 from __future__ import annotations
@@ -47,6 +49,13 @@ class CheckpointRetention(Callback):
         for entry in [e for e in kept if id(e) not in stay]:
             _delete(entry[1])
         kept[:] = [e for e in kept if id(e) in stay]
+
+    def get_state(self) -> dict[str, Any] | None:
+        return {"score": dict(self._score), "kept": {t: list(v) for t, v in self._kept.items()}}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._score = dict(state.get("score", {}))
+        self._kept = {t: list(v) for t, v in state.get("kept", {}).items()}
 
     def _forget(self, trial: Any) -> None:
         self._score.pop(trial.trial_id, None)

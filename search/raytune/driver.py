@@ -38,14 +38,25 @@ def _absolute(path: str, cwd: str) -> str:
     return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
 
 
-def absolute_data_paths(data: Any, cwd: str) -> None:
-    """Make ``data``'s (a DataConfig) paths absolute against ``cwd``: csv:PATH, data_dir, background."""
-    if data.name.startswith("csv:"):
-        data.name = "csv:" + _absolute(data.name[4:], cwd)
+def absolute_paths(cfg: Any, cwd: str) -> None:
+    """Make ``cfg``'s (a Config) file paths absolute against ``cwd``: the data's (csv:, folder:,
+    npz:, data_dir, background) and a feature network's file (eval.features)."""
+    data = cfg.data
+    for prefix in ("csv:", "folder:", "npz:"):
+        if data.name.startswith(prefix):
+            data.name = prefix + _absolute(data.name[len(prefix):], cwd)
     if data.data_dir:
         data.data_dir = _absolute(data.data_dir, cwd)
     if data.background:
         data.background = _absolute(data.background, cwd)
+    spec = cfg.eval.features
+    if spec:
+        from gan_core.metrics.extractors import INCEPTION_PREFIX, file_of
+
+        path = file_of(spec)
+        if path is not None:
+            prefix = INCEPTION_PREFIX if spec.startswith(INCEPTION_PREFIX) else ""
+            cfg.eval.features = prefix + _absolute(str(path), cwd)
 
 
 def absolute_env() -> None:
@@ -57,8 +68,13 @@ def absolute_env() -> None:
 
 def driver_classifier(space: Space) -> Any:
     """The base data's reference classifier, loaded (or trained) once here on the driver and
-    shipped to every trial, so that all trials, on every node, are scored by the same weights."""
+    shipped to every trial, so that all trials, on every node, are scored by the same weights.
+    None when every trial scores with its own network (``eval.features``): unlabelled images
+    have no classifier to train."""
     from gan_core.metrics import get_classifier
+
+    if all(space.values_of("eval.features")):
+        return None
 
     return get_classifier(space.base_config.data, device="cpu")
 

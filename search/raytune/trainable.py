@@ -32,9 +32,10 @@ from gan_core.config import from_dict, to_dict
 from search.device_policy import choose_device, probe_cuda
 from search.experiment import CHECKPOINT_FILES, RUN_SUBDIR, TrialDiverged, trial_params
 from search.pareto import ThroughputMeter, generator_params
-from search.raytune.driver import absolute_data_paths
+from search.raytune.driver import absolute_paths
 from search.raytune.progress import quiet_worker_logs
 from search.raytune.recovery import recover_run_artifacts
+from search.raytune.shipping import ShippedInputs, install
 from search.space import PBT_RESUMABLE, Space
 
 
@@ -72,6 +73,7 @@ class TrialContext:
     cwd: str = ""  # the driver's working folder: relative data paths a trial samples mean this one
     allow_cpu_fallback: bool = False  # search/device_policy.py
     training: Any = None  # what makes a trial's Training (see Training); None: GanTraining
+    shipped: ShippedInputs | None = None  # the user's images, feature file and packages (shipping.py)
 
 
 class GanTraining:
@@ -155,7 +157,8 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     cfg = ctx.space.config_for(trial_params(config))
     cfg.name = f"{tctx.get_experiment_name()}/{trial_id}"
     if ctx.cwd:
-        absolute_data_paths(cfg.data, ctx.cwd)  # sampled paths; the base's are absolute already
+        absolute_paths(cfg, ctx.cwd)  # sampled paths; the base's are absolute already
+    data_digest = install(ctx.shipped, cfg.data)  # before anything loads the data or a feature network
     training: Training = (ctx.training or GanTraining)(cfg, ctx, trial_id=trial_id, cpus=cpus, gpu_ids=gpu_ids)
     facts = training.facts
     trial_dir = Path(tctx.get_trial_dir())
@@ -190,6 +193,7 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             "gpu_ids": ",".join(str(g) for g in gpu_ids),
             "torch_threads": facts.torch_threads,
             "classifier_digest": facts.classifier_digest,
+            "data_digest": data_digest,  # the user's image set every trial trained on ("" built-in)
             "trial_seed": cfg.train.seed,
             "started_at": started,
             "reported_at": t0,

@@ -57,11 +57,11 @@ from search.experiment.create import check_growable, create_experiment, grow_exp
 from search.experiment.manifest import DEFAULT_CONNECT_TIMEOUT
 from search.objective import Objective
 from search.raytune import address as ray_address
-from search.raytune import check_ray_version, cluster
+from search.raytune import check_ray_version, cluster, shipping
 from search.raytune.driver import (
     DRIVER_ENV,
-    absolute_data_paths,
     absolute_env,
+    absolute_paths,
     driver_classifier,
     experiment_lock,
     sigterm_as_ctrl_c,
@@ -74,6 +74,7 @@ from search.raytune.recovery import (
     refill_missing_checkpoints,
     unsaved_start,
 )
+from search.raytune.shipping import ShippedInputs
 from search.raytune.trainable import TrialContext, gan_trial
 from search.raytune.tuner import build_tuner
 from search.space import PBT_MUTABLE_PREFIXES, Space
@@ -103,7 +104,7 @@ class SearchOutcome:
         return sum(r.status == status for r in self.rows)
 
 
-def init_ray(address: str | None, connect_timeout: float) -> bool:
+def init_ray(address: str | None, connect_timeout: float, shipped: ShippedInputs | None = None) -> bool:
     """Start a private Ray or join a cluster within ``connect_timeout`` (address.py decides
     which) unless the caller already did; True if we did (and stop it). First of all: a Ray
     outside the supported range is one line (search/raytune/__init__.py)."""
@@ -112,7 +113,8 @@ def init_ray(address: str | None, connect_timeout: float) -> bool:
         return False
     target = ray_address.resolve(address)
     env = {k: os.environ[k] for k in DRIVER_ENV if k in os.environ}
-    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}} if (not target.local and env) else {}
+    runtime_env = shipping.runtime_env(shipped or ShippedInputs(), {} if target.local else env)
+    kwargs: dict[str, Any] = {"runtime_env": runtime_env} if runtime_env else {}
     ray_address.join(target, connect_timeout, lambda: cluster.connect(target, **kwargs))
     return True
 
@@ -138,16 +140,18 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
     if opts.gpus_per_trial < 0 or (opts.cpus_per_trial is not None and opts.cpus_per_trial <= 0):
         raise GansearchError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     absolute_env()
-    absolute_data_paths(space.base_config.data, os.getcwd())  # saved so in base.yaml: resume anywhere
+    absolute_paths(space.base_config, os.getcwd())  # saved so in base.yaml: resume anywhere
     setup_output(quiet=opts.verbose == 0)
     joined, objectives = 0, 2 if opts.cost else 1  # joined: trials in the study a --join-study search joins
     if scheduler != "pbt" and opts.optuna_storage:  # a shared study: its errors are one line before Ray starts
         joined = check_study_name(opts.optuna_storage, opts.name, join=opts.join_study, space_text=space.text,
                                   objectives=objectives)
-    started = init_ray(opts.address, opts.connect_timeout)  # before anything is written
+    shipped = shipping.prepare(space)  # the user's images converted, packages found: one line if not
+    started = init_ray(opts.address, opts.connect_timeout, shipped)  # before anything is written
     try:
         with sigterm_as_ctrl_c():
-            return _run_new(space, opts, exp, scheduler, started, list(callbacks or []), training, joined, objectives)
+            return _run_new(space, opts, exp, scheduler, started, list(callbacks or []), training, joined, objectives,
+                            shipped)
     except KeyboardInterrupt:  # before Ray Tune took the signal over, or a second one
         _say_how_to_resume(exp)
         raise
@@ -168,7 +172,8 @@ def _say_how_to_resume(exp: str) -> None:
 
 
 def _run_new(space: Space, opts: SearchOptions, exp: str, scheduler: str, started: bool,
-             callbacks: list[Any], training: Any, joined: int, objectives: int) -> SearchOutcome:
+             callbacks: list[Any], training: Any, joined: int, objectives: int,
+             shipped: ShippedInputs) -> SearchOutcome:
     """``run_search`` once Ray is up: the checks that need it, the experiment's files, the search."""
     private = started and ray_address.resolve(opts.address).local  # nothing can be added to it
     cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else space.search.cpus_per_trial
@@ -187,13 +192,14 @@ def _run_new(space: Space, opts: SearchOptions, exp: str, scheduler: str, starte
         metric=space.objective.metric,
         mode=space.objective.direction,
         created=time.time(),
-        classifier=ClassifierRecord(clf.digest, clf.dataset, clf.test_accuracy),
+        classifier=ClassifierRecord(clf.digest, clf.dataset, clf.test_accuracy) if clf else None,
         cwd=os.getcwd(),  # what relative data paths among the sampled values mean, also on resume
     )
-    blob = clf.to_bytes()
+    blob = clf.to_bytes() if clf else None
     with experiment_lock(exp):
         _refuse_existing(exp)  # a second search of this name may have got here first
-        tuner = build_tuner(space, opts, exp, url, callbacks + watch, blob, training=training, grow_from=joined)
+        tuner = build_tuner(space, opts, exp, url, callbacks + watch, blob, training=training, grow_from=joined,
+                            shipped=shipped)
         create_experiment(exp, space, manifest, blob)
         if scheduler != "pbt" and not opts.join_study:
             mark_study(url, opts.name, space.text)  # the space a search joining the study must search
@@ -230,11 +236,12 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
         over = unsaved_start(exp)
         absolute_env()
         setup_output(quiet=manifest.options.verbose == 0, resuming=not over)  # as `search --quiet` was
-        started = init_ray(address, connect_timeout)
+        shipped = shipping.prepare(space)
+        started = init_ray(address, connect_timeout, shipped)
         try:
             with sigterm_as_ctrl_c():
                 return _resume(exp, manifest, space, address, retry_failed, more, allow_cpu_fallback,
-                               start_over=over, callbacks=list(callbacks or []), training=training)
+                               start_over=over, callbacks=list(callbacks or []), training=training, shipped=shipped)
         except KeyboardInterrupt:
             _say_how_to_resume(exp)
             raise
@@ -244,7 +251,8 @@ def resume_search(exp: str, *, address: str | None = None, retry_failed: bool = 
 
 
 def _resume(exp: str, manifest: Manifest, space: Space, address: str | None, retry_failed: bool, more: int,
-            allow_cpu_fallback: bool, *, start_over: bool, callbacks: list[Any], training: Any) -> SearchOutcome:
+            allow_cpu_fallback: bool, *, start_over: bool, callbacks: list[Any], training: Any,
+            shipped: ShippedInputs) -> SearchOutcome:
     """``resume_search`` once Ray is up and the experiment is locked."""
     assert manifest.options is not None and manifest.scheduler is not None and manifest.name is not None
     folder = Folder(exp)
@@ -255,7 +263,9 @@ def _resume(exp: str, manifest: Manifest, space: Space, address: str | None, ret
             study_moved(url, here)
             url = here
     # The classifier the search started with (an older experiment without one: the driver's).
-    blob = folder.read_bytes(CLASSIFIER_FILE) or driver_classifier(space).to_bytes()
+    saved = folder.read_bytes(CLASSIFIER_FILE)
+    clf = None if saved else driver_classifier(space)
+    blob = saved or (clf.to_bytes() if clf else None)
     allow_cpu_fallback = allow_cpu_fallback or manifest.options.allow_cpu_fallback
     cwd = manifest.cwd or os.getcwd()
     if start_over:
@@ -275,12 +285,13 @@ def _resume(exp: str, manifest: Manifest, space: Space, address: str | None, ret
                 n = len(optuna.load_study(study_name=manifest.name, storage=url).trials)
         opts = dataclasses.replace(manifest.options, address=address, optuna_storage=url,
                                    allow_cpu_fallback=allow_cpu_fallback)
-        tuner = build_tuner(space, opts, exp, url or "", callbacks, blob, cwd=cwd, training=training, grow_from=n)
+        tuner = build_tuner(space, opts, exp, url or "", callbacks, blob, cwd=cwd, training=training, grow_from=n,
+                            shipped=shipped)
         if url is not None and not joined:
             mark_study(url, manifest.name, space.text)
         tuner.fit()
     elif not more or needs_restore(folder):
-        ctx = TrialContext(space, manifest.scheduler, blob, cwd, allow_cpu_fallback, training)
+        ctx = TrialContext(space, manifest.scheduler, blob, cwd, allow_cpu_fallback, training, shipped)
         trainable = tune.with_resources(
             tune.with_parameters(gan_trial, ctx=ctx),
             {"cpu": manifest.options.cpus_per_trial or space.search.cpus_per_trial,
@@ -304,7 +315,8 @@ def _resume(exp: str, manifest: Manifest, space: Space, address: str | None, ret
         assert manifest.options is not None
         opts = dataclasses.replace(manifest.options, trials=more, address=address, optuna_storage=url,
                                    allow_cpu_fallback=allow_cpu_fallback)
-        build_tuner(space, opts, exp, url, callbacks, blob, grow_from=n, cwd=cwd, training=training).fit()
+        build_tuner(space, opts, exp, url, callbacks, blob, grow_from=n, cwd=cwd, training=training,
+                    shipped=shipped).fit()
     return finish(exp, space, url, manifest)
 
 

@@ -19,6 +19,7 @@ from search.pareto import cost_metric
 from search.raytune.checkpoints import CheckpointRetention
 from search.raytune.progress import sampled_keys, tune_callbacks
 from search.raytune.searcher import BudgetOptunaSearch
+from search.raytune.shipping import ShippedInputs
 from search.raytune.trainable import TrialContext, gan_trial
 from search.samplers import make_sampler
 from search.space import PBT_MUTABLE_PREFIXES, ChoiceParam, FloatParam, IntParam, Space, random_draws
@@ -49,10 +50,11 @@ def pbt_population(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
 
 def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
                 callbacks: list[Any], classifier: bytes | None = None, grow_from: int = 0,
-                training: Any = None, cwd: str | None = None) -> Any:
+                training: Any = None, cwd: str | None = None, shipped: ShippedInputs | None = None) -> Any:
     """The Tuner of a new search, or (``grow_from``: the study's trial count) of ``opts.trials``
     more trials for a stored one: its searcher loads the same study, no point is evaluated again.
     ``training``: what trains a trial (trainable.py's TrialContext.training; None: the GAN).
+    ``shipped``: the user's inputs every trial gets (shipping.py).
     ``cwd``: the folder the search was started in (relative sampled data paths mean that one).
     ASHA and PBT are schedulers.py's, whose state is saved with Tune's (Tune saves none)."""
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
@@ -122,7 +124,7 @@ def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
         callbacks = [*callbacks, SchedulerState(scheduler)]  # Tune saves a callback's state, not a scheduler's
     trainable = tune.with_resources(
         tune.with_parameters(gan_trial, ctx=TrialContext(space, scheduler_name, classifier, cwd or os.getcwd(),
-                                                         opts.allow_cpu_fallback, training)),
+                                                         opts.allow_cpu_fallback, training, shipped)),
         {"cpu": cpus, "gpu": opts.gpus_per_trial},
     )
     root, name = exp.rstrip("/").rsplit("/", 1)

@@ -10,7 +10,7 @@ import types
 import typing
 from typing import Any
 
-from gan_core.config import Config, from_dict, set_path, to_dict
+from gan_core.config import Config, from_dict, is_free_key, set_path, to_dict
 from gan_core.errors import ConfigError, GansearchError
 from search.space.core import Space
 from search.space.params import (
@@ -62,6 +62,8 @@ class Checker:
     def check_key(self, key: Any, path: str) -> None:
         if not isinstance(key, str):
             raise self.fail(path, f"expected a dotted config key such as optim.d.lr, got {key!r}")
+        if is_free_key(key):  # model.options.KEY: the user's architecture reads it
+            return
         if key in self.types:
             if key in RESERVED:
                 raise self.fail(path, f"may not be searched ({RESERVED[key]})")
@@ -125,8 +127,12 @@ class Checker:
 
     def param(self, key: str, name: str, spec: Any, path: str, conditions: tuple[str, ...],
               taken: set[str]) -> Param:
-        accepts = _base_types(self.types[key])
-        if not isinstance(spec, dict):
+        free = is_free_key(key)  # any YAML value: a number range or a choice of plain values
+        accepts = {int, float, str, bool} if free else _base_types(self.types[key])
+        if not isinstance(spec, dict) or (free and not set(spec) & set(KINDS)):
+            if free:  # a fixed value of the user's: a mapping or a list is fine too
+                self.check_value(key, spec, path)
+                return FixedParam(key, spec)
             if isinstance(spec, (list, tuple)) and list in {typing.get_origin(t) for t in accepts}:
                 spec = ",".join(map(str, spec))  # a list-valued key (augment.policy) fixed to a list
             elif isinstance(spec, (list, tuple)):

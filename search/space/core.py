@@ -24,6 +24,7 @@ from search.space.params import (
     key_of,
     point_of,
     trial_seed,
+    values_of,
 )
 
 if TYPE_CHECKING:
@@ -69,6 +70,12 @@ class Space:
 
     def define_by_run(self, seed: int = 0) -> DefineByRun:
         return DefineByRun(self.params, seed)
+
+    def values_of(self, key: str) -> list[Any]:
+        """Every value a trial's ``key`` can have that is known before it runs: the base
+        config's (unless the space ranges over it) and those the space fixes or chooses."""
+        base = flat_values(to_dict(self.base_config)).get(key)
+        return list(dict.fromkeys([base, *values_of(self.params, key)]))
 
     def base_point(self) -> dict[str, Any]:
         """The base config's own values as an Optuna point (evaluated first). Values outside a

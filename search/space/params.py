@@ -140,6 +140,20 @@ def param_keys(params: tuple[Param, ...]) -> set[str]:
     return out
 
 
+def values_of(params: tuple[Param, ...], key: str) -> list[Any]:
+    """Every value ``key`` is fixed to or chosen from anywhere in ``params`` (ranges have none)."""
+    out: list[Any] = []
+    for p in params:
+        if p.key == key and isinstance(p, FixedParam):
+            out.append(p.value)
+        elif p.key == key and isinstance(p, ChoiceParam):
+            out.extend(p.choices)
+        if isinstance(p, ChoiceParam):
+            for _, scope in p.branches:
+                out.extend(values_of(scope, key))
+    return out
+
+
 def flat_values(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Config keys -> values; a list value becomes the comma-separated string a choice holds."""
     out: dict[str, Any] = {}
