@@ -243,6 +243,14 @@ def _need_conditional(G: Generator, what: str) -> None:
             f"unconditional (arch {G.arch}); modes that work here: {works}")
 
 
+def _need_label_mixes(G: Generator, what: str) -> None:
+    """An import-path architecture takes class indices (its contract), never a blend of classes."""
+    if ":" in G.arch:
+        works = ", ".join(m for m in MODES if m not in ("interpolate", "clock"))
+        raise GansearchError(f"{what}: blends class labels, and model.arch {G.arch} takes class indices only "
+                             f"(gan_core/user_arch.py's contract); modes that work here: {works}")
+
+
 # ----------------------------------------------------------------------------- the command
 
 
@@ -288,6 +296,7 @@ def explore(run_dir: str | Path, what: str, out: str | Path, *, classes: Sequenc
     G = run.G.cpu().eval()
     if what in ("interpolate", "clock"):
         _need_conditional(G, what)
+        _need_label_mixes(G, what)
     if what == "samples":
         viz.save_png(samples(G, seed=seed, label=label), out)
         return [out]

@@ -348,3 +348,37 @@ def test_bad_yaml_and_missing_file(tmp_path):
 def test_parse_space_without_a_file():
     space = parse_space(GOOD, "inline")
     assert space.name == "inline" and space.path == "inline"
+
+
+def test_a_space_searches_a_user_architectures_options(tmp_path):
+    """model.options.KEY is searched like any key: choices, ranges, conditional branches and
+    fixed values of any YAML kind reach the user's build() as model_cfg.options."""
+    from gan_core.config import from_dict
+    from search.space import parse_space
+
+    base = from_dict({"model": {"arch": "my_pkg.nets:build", "options": {"channels": 64, "norm": "batch"}}})
+    text = """
+name: mine
+base: mine.yaml
+budget: {images: 1024, eval_every: 512}
+params:
+  model.options.channels: {choice: [32, 64]}
+  model.options.depth: {int: [2, 4]}
+  model.options.blocks: [1, 2, 2]
+  model.options.norm:
+    choice: [batch, none]
+    when:
+      batch: {model.options.momentum: {float: [0.01, 0.5], log: true}}
+"""
+    space = parse_space(text, "mine_space.yaml", base_config=base, dry_run=0)
+    from search.space import random_draws
+
+    for params, fixed in random_draws(space, 6, 3):
+        opts = space.config_for({**params, **fixed}).model.options
+        assert opts["channels"] in (32, 64) and opts["depth"] in (2, 3, 4) and opts["blocks"] == [1, 2, 2]
+        assert opts["norm"] in ("batch", "none") and ("momentum" in opts) == (opts["norm"] == "batch")
+        assert "momentum" not in opts or 0.01 <= opts["momentum"] <= 0.5
+    assert space.base_point() == {"model.options.channels": 64, "model.options.norm": "batch"}
+    assert space.values_of("model.options.channels") == [64, 32]
+    with pytest.raises(GansearchError, match=r"mine_space.yaml: params > model.options.depth: int: low must be < high"):
+        parse_space(text.replace("[2, 4]", "[4, 2]"), "mine_space.yaml", base_config=base, dry_run=0)

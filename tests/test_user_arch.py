@@ -172,6 +172,11 @@ def test_own_features_score_unlabelled_images_without_the_class_metrics(user_pkg
     torch.export.save(program, tmp_path / "f.pt2")
     exported = Evaluator(data, features=str(tmp_path / "f.pt2"))
     assert exported(x)["cfd_12"] == pytest.approx(out["cfd_12"], rel=1e-5)
+    # Labelled data scored by the same network: the labels name the data's classes (3 here).
+    labelled = Evaluator(from_dict({"data": {"name": f"folder:{tmp_path / 'imgs'}"}}).data, features="feats:extractor")
+    assert labelled.num_classes == 3 and "cfd_12" in labelled(x, torch.arange(12) % 3)
+    with pytest.raises(GansearchError, match=r"labels must be in 0..2, got 0..3"):
+        labelled(x, torch.arange(12) % 4)
     with pytest.raises(GansearchError, match="not a TorchScript file"):
         (tmp_path / "junk.pt").write_bytes(b"junk")
         Evaluator(data, features=str(tmp_path / "junk.pt"))
@@ -197,3 +202,19 @@ def test_inception_features_from_a_local_weights_file(user_pkg, tmp_path) -> Non
     out = ev(torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8))
     assert np.isfinite(out["cfd_6"]) and "cis_6" not in out
     assert ev.classifier.embed(torch.zeros(1, 3, 16, 16, dtype=torch.uint8)).features.shape == (1, 2048)
+
+
+def test_explore_draws_it_and_refuses_class_blends_in_one_line(user_pkg, tmp_path) -> None:
+    """The explore modes that take class indices draw it; interpolate and clock blend labels,
+    which the contract's G (int64 labels) cannot take: one line naming the modes that work."""
+    from search.explore import explore
+
+    train(config(tmp_path, steps=2), tmp_path / "run", progress=False)
+    for what in ("samples", "morph", "arith", "walk"):
+        out = tmp_path / f"{what}.{'gif' if what == 'walk' else 'png'}"
+        assert explore(tmp_path / "run", what, out) == [out] and out.stat().st_size > 0
+    with pytest.raises(GansearchError, match=r"^interpolate: blends class labels, and model.arch shapes_gan.nets:build "
+                                             r"takes class indices only .*; modes that work here: samples, morph"):
+        explore(tmp_path / "run", "interpolate", tmp_path / "i.png", classes=(0, 2))
+    with pytest.raises(GansearchError, match=r"^clock: blends class labels"):
+        explore(tmp_path / "run", "clock", tmp_path / "c.gif")

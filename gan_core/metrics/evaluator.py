@@ -41,13 +41,16 @@ class Evaluator:
         if features:  # eval.features: the user's network, or Inception (no class probabilities)
             from gan_core.data import load_dataset
 
-            self.classifier = load_features(features, load_dataset(data, "train").shape, device=self.device)
+            train = load_dataset(data, "train")
+            self.classifier = load_features(features, train.shape, device=self.device)
+            self._num_classes = train.num_classes  # the data's labels, which the network knows nothing of
             if spec.needs_classes:
                 usable = ", ".join(m.name for m in METRICS.values() if not m.needs_classes and not m.needs_labels)
                 raise ConfigError(f"eval.objective: {objective} needs class probabilities, which eval.features "
                                   f"{features} has none of; choose one of {usable}")
         else:
             self.classifier = get_classifier(data, config=classifier, device=self.device, progress=progress)
+            self._num_classes = self.classifier.num_classes
         self.reference: ReferenceStats = get_reference(self.classifier, data, n=reference_n)
 
     @property
@@ -56,7 +59,8 @@ class Evaluator:
 
     @property
     def num_classes(self) -> int:
-        return self.classifier.num_classes
+        """The classes a sample's labels may name (the data's)."""
+        return self._num_classes
 
     def check(self, images: Tensor, labels: Tensor | None = None, *, where: str = "images") -> None:
         """GansearchError unless ``images`` is uint8 (N, C, H, W) of the dataset's shape, N >= 4."""
