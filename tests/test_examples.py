@@ -51,7 +51,7 @@ def test_the_example_walk_search_review_retrain(tmp_path):
     (tmp_path / "shapes.yaml").write_text(yaml.safe_dump(base))
     space = yaml.safe_load((EXAMPLES / "shapes_space.yaml").read_text())
     space["budget"] = {"images": 256, "eval_every": 128}
-    space["objective"] = {"metric": "cfd", "mode": "min"}
+    space["objective"] = {"metric": "score", "mode": "min"}  # score: eval.objective's value (cfd here)
     space["params"]["model.options.channels"] = {"choice": [8, 16]}
     space["search"] = {"trials": 2, "scheduler": "fifo", "cpus_per_trial": 1}
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))

@@ -50,7 +50,7 @@ def test_a_module_only_on_the_driver_trains_on_the_second_node(two_nodes, tmp_pa
             "eval": {"every": 32, "n": 32, "features": "tinyfeats:extractor", "objective": "cfd"}}
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
     (tmp_path / "space.yaml").write_text(
-        "name: shipped\nbase: base.yaml\nbudget: {images: 64, eval_every: 32}\nobjective: {metric: cfd, mode: min}\n"
+        "name: shipped\nbase: base.yaml\nbudget: {images: 64, eval_every: 32}\nobjective: {metric: score, mode: min}\n"
         "params:\n  model.options.channels: {choice: [8, 16]}\n  optim.d.lr: {float: [1.0e-4, 1.0e-3], log: true}\n"
         "search: {scheduler: fifo}\n")
     driver_env = {**env, "PYTHONPATH": os.pathsep.join([str(only_here), str(REPO)])}  # the driver's alone

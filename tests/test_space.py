@@ -382,3 +382,16 @@ params:
     assert space.values_of("model.options.channels") == [64, 32]
     with pytest.raises(GansearchError, match=r"mine_space.yaml: params > model.options.depth: int: low must be < high"):
         parse_space(text.replace("[2, 4]", "[4, 2]"), "mine_space.yaml", base_config=base, dry_run=0)
+
+
+def test_an_objective_named_by_a_metrics_base_name_is_one_line():
+    """`metric: cfd` was accepted and every trial failed at its first report (Tune expects a
+    reported key; the trials report cfd_2k and score)."""
+    from gan_core.config import load_preset
+    from search.space import parse_space
+
+    text = "base: mnist-mlp\nbudget: {images: 1024, eval_every: 512}\nobjective: {metric: cfd, mode: min}\n" \
+           "params:\n  optim.d.lr: {float: [1.0e-4, 1.0e-3]}\n"
+    with pytest.raises(GansearchError, match=r"^s.yaml: objective.metric: cfd is reported with its sample count, as "
+                                             r"cfd_\w+ \(eval.n \d+\); use that, or score with eval.objective: cfd"):
+        parse_space(text, "s.yaml", base_config=load_preset("mnist-mlp"), dry_run=0)

@@ -71,6 +71,7 @@ def parse_space(text: str, where: str = "<space>", *, base_dir: Path | None = No
         base, base_cfg = _load_base(data["base"], where, base_dir)
     budget = _budget(data["budget"], where)
     objective = _objective(data.get("objective") or {}, where)
+    _check_reported(objective.metric, base_cfg, where)
     search = _search_defaults(data.get("search") or {}, where)
     if search.scheduler == "asha" and budget.grace_images > budget.images:
         raise GansearchError(f"{where}: budget.grace_images: {budget.grace_images} exceeds "
@@ -165,6 +166,18 @@ def _objective(data: Any, where: str) -> Objective:
     if not isinstance(metric, str) or not metric:
         raise GansearchError(f"{where}: objective.metric: expected a metric name such as score")
     return Objective(metric, Direction.parse(data.get("mode", default.direction), f"{where}: objective.mode"))
+
+
+def _check_reported(metric: str, base: Config, where: str) -> None:
+    """A metric's base name (cfd) is never a reported key: trials report it with its sample count
+    (cfd_2k) and as ``score``; every trial would fail at its first report."""
+    from gan_core.metrics import metric_names
+    from gan_core.metrics.registry import protocol_name
+
+    if metric in metric_names():
+        raise GansearchError(f"{where}: objective.metric: {metric} is reported with its sample count, as "
+                             f"{protocol_name(metric, base.eval.n)} (eval.n {base.eval.n}); use that, or score "
+                             f"with eval.objective: {metric} in the base config")
 
 
 def _search_defaults(data: Any, where: str) -> SearchDefaults:
