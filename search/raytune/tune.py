@@ -263,9 +263,9 @@ def _resume(exp: str, manifest: Manifest, space: Space, address: str | None, ret
             study_moved(url, here)
             url = here
     # The classifier the search started with (an older experiment without one: the driver's).
-    saved = folder.read_bytes(CLASSIFIER_FILE)
-    clf = None if saved else driver_classifier(space)
-    blob = saved or (clf.to_bytes() if clf else None)
+    stored = folder.read_bytes(CLASSIFIER_FILE)
+    clf = None if stored else driver_classifier(space)
+    blob = stored or (clf.to_bytes() if clf else None)
     allow_cpu_fallback = allow_cpu_fallback or manifest.options.allow_cpu_fallback
     cwd = manifest.cwd or os.getcwd()
     if start_over:
