@@ -114,7 +114,7 @@ def test_ray_outside_the_supported_range_is_one_line(tmp_path):
 
     repo = Path(__file__).resolve().parents[1]
     space = tmp_path / "tiny.yaml"
-    from tiny_space import tiny_space
+    from tests.tiny_space import tiny_space
 
     space.write_text(tiny_space())
     old = tmp_path / "old"

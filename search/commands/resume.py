@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     folder = Folder(normalise(args.experiment))
     manifest = read_manifest(folder)  # a broken experiment is one line before Ray is imported (seconds)
     read_space(folder)
+    if manifest.options is not None and manifest.options.log_to is not None:
+        from search.trackers import check_tracker
+
+        check_tracker(manifest.options.log_to, f"{folder.root}: the search's --log-to")  # its package here too
     if args.trials:
         from search.experiment.create import check_growable
 

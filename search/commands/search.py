@@ -81,6 +81,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="add this search's trials to the Optuna study of this --name in --optuna-storage that "
                         "another search (a teammate's, another cluster's) started with the same space file: "
                         "the sampler learns from all of them, each search keeps its own trial folders")
+    p.add_argument("--log-to", metavar="mlflow:URI|wandb[:PROJECT]",
+                   help="also log every trial (sampled parameters, metrics at each report, sample grids) to "
+                        "an experiment tracker with Ray Tune's logger callback, e.g. --log-to "
+                        "mlflow:file:///abs/mlruns or mlflow:http://host:5000 (the mlflow extra), or wandb "
+                        "(the wandb extra; project: the search's --name); kept by resume")
     p.set_defaults(run=run)
 
 
@@ -102,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.name.strip() or "/" in args.name or args.name in (".", ".."):
         raise GansearchError(f"--name: {args.name!r} must be a folder name (not empty, no '/')")
     check_seed("--seed", args.seed)
+    if args.log_to is not None:
+        from search.trackers import check_tracker
+
+        check_tracker(args.log_to)  # its form, and its package installed
     if args.max_failures < -1:
         raise GansearchError(f"--max-failures: must be >= -1 (-1: unlimited), got {args.max_failures}")
     if not args.storage.strip():
@@ -161,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         sampler=args.sampler,
         join_study=args.join_study,
         allow_cpu_fallback=args.allow_cpu_fallback,
+        log_to=args.log_to,
     ))
     print(format_outcome(outcome), flush=True)
     if outcome.interrupted:

@@ -67,6 +67,7 @@ class SearchOptions:
     allow_cpu_fallback: bool = False  # a GPU trial whose torch cannot use CUDA trains on the CPU
     sampler: str = "tpe"  # Optuna's sampler: a search/samplers.py SAMPLERS name (older searches: tpe)
     join_study: bool = False  # its trials were added to a study another search started (--join-study)
+    log_to: str | None = None  # the experiment tracker its trials are logged to (--log-to; search/trackers.py)
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ class Manifest:
 _WRITTEN_AS_NULL = frozenset({"optuna_storage"})
 # Options added after the first manifests, written only when not their default, so that a search
 # using none of them writes (and an older manifest reads back to) the same file as before.
-_OPTIONS_WRITTEN_IF_SET = {"allow_cpu_fallback": False, "sampler": "tpe", "join_study": False}
+_OPTIONS_WRITTEN_IF_SET = {"allow_cpu_fallback": False, "sampler": "tpe", "join_study": False, "log_to": None}
 
 
 def _has(data: dict[str, Any], dotted: str) -> bool:

@@ -15,7 +15,8 @@ One concept per module:
 - ``cluster``: joining a cluster with the right token, trials no node can take;
 - ``address``: which Ray a search runs on, and the messages at the cluster boundary;
 - ``driver``: what the driver settles before trials start (absolute paths, the classifier);
-- ``legacy``: the module paths older experiments' pickles name.
+- ``legacy``: the module paths older experiments' pickles name;
+- ``trackers``: ``search --log-to``'s callback, Ray's MLflow (or W&B) logger.
 
 The experiment folder (its layout, manifest, statuses, records) is search/experiment/'s; this
 package writes it through that package and reads Ray's own view only at the end of a search.
@@ -48,6 +49,12 @@ Private Ray APIs, each used only here (checked against 2.60.0)
   ``._trial_continue``, ``._setup_trial`` (recovery.py ``ResultJsonLog``, ``ProgressCsvLog``): a
   resumed trial's repeated reports replace the rows they repeat, which means closing, rewriting
   and reopening the logger's open file.
+- ``ray.air.integrations.mlflow.MLflowLoggerCallback``, ``ray.air.integrations.wandb.WandbLoggerCallback``
+  (trackers.py, ``search --log-to``): documented, but under ``ray.air``. Of the MLflow one,
+  ``GansearchMLflow`` uses ``_trial_runs`` and the attributes ``tags``, ``tracking_uri``,
+  ``experiment_name``: the trial -> MLflow run map, filled on a resume with the run found by its
+  tags so that a resumed trial logs on into its run; the trial's id tag is added to ``tags`` for
+  the run's creation only.
 - Ray Tune's state files in the experiment folder, ``experiment_state-<session>.json``,
   ``search_gen_state-<session>.json``, ``searcher-state-<session>.pkl`` (recovery.py
   ``recover_torn_state``): checked to be whole (as bytes, never parsed for their contents) before

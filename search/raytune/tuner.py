@@ -20,6 +20,7 @@ from search.raytune.checkpoints import CheckpointRetention
 from search.raytune.progress import sampled_keys, tune_callbacks
 from search.raytune.searcher import BudgetOptunaSearch
 from search.raytune.shipping import ShippedInputs
+from search.raytune.trackers import tracker_callbacks
 from search.raytune.trainable import TrialContext, gan_trial
 from search.samplers import make_sampler
 from search.space import PBT_MUTABLE_PREFIXES, ChoiceParam, FloatParam, IntParam, Space, random_draws
@@ -120,6 +121,7 @@ def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
         else:
             scheduler = FIFOScheduler()
 
+    callbacks = [*callbacks, *tracker_callbacks(opts.log_to, name=opts.name, exp=exp, pbt=scheduler_name == "pbt")]
     if isinstance(scheduler, (ResumableASHA, ResumablePBT)):
         callbacks = [*callbacks, SchedulerState(scheduler)]  # Tune saves a callback's state, not a scheduler's
     trainable = tune.with_resources(
