@@ -473,8 +473,9 @@ def main() -> int:
         (s, args.sampler_trials, "params" if s == "nsga2" else None) for s in args.samplers]
     if args.ask_sizes:
         print("Optuna alone: the searcher's ask (define-by-run sampling) and tell against a study already "
-              "holding N finished trials (SQLite as the driver has it), ms; CPU: this thread's CPU time, "
-              "what the ask costs on a core of its own\n")
+              "holding N finished trials (in memory: the driver's SQLite storage serves finished trials from "
+              "its cache after the first ask), ms; CPU: this thread's CPU time, what the ask costs on a core "
+              "of its own\n")
         print("| sampler | study size | ask p50 / p99 | ask CPU p50 / p99 | tell p50 / p99 |")
         print("|---|--:|--:|--:|--:|")
         for size in args.ask_sizes:
