@@ -63,6 +63,17 @@ def test_a_deleted_checkpoint_is_replaced_by_the_newest_older_one_and_newer_ones
     assert (cut / "checkpoint_000004" / "checkpoint.pt").read_text() == "state after report 5"
 
 
+def test_a_deleted_checkpoint_is_never_replaced_by_an_emptied_best_one(tmp_path):
+    # Kept by checkpoints.py's callback: Ray's books name every checkpoint (num_to_keep=None),
+    # the callback deleted 2, 3 and 4; the saved state names 5, deleted after it was saved.
+    cut = _trial(tmp_path, "trial_cut", [1, 6])
+    notes = refill_missing_checkpoints([_result(cut, 5, best=(1, 2, 3, 4, 5))])
+    assert notes == ["trial_cut: checkpoint_000005 was deleted after Ray's last saved state; "
+                     "resuming from checkpoint_000001"]
+    assert (cut / "checkpoint_000005" / "checkpoint.pt").read_text() == "state after report 2"
+    assert not any((cut / "checkpoint_000004").iterdir())  # emptied for Ray's books, not resumed from
+
+
 def test_with_no_older_checkpoint_the_trial_starts_over(tmp_path):
     early = _trial(tmp_path, "trial_early", [1])
     notes = refill_missing_checkpoints([_result(early, 0)])
