@@ -19,8 +19,10 @@ from gan_core.errors import GansearchError
 from search.raytune.recovery import (
     ProgressCsvLog,
     ResultJsonLog,
+    clear_unsaved_start,
     recover_torn_state,
     refill_missing_checkpoints,
+    unsaved_start,
 )
 
 
@@ -316,3 +318,26 @@ def test_grids_and_events_a_killed_session_left_on_the_node_come_back_up_to_the_
     assert recover_run_artifacts(new.parent, new) == []  # said once
     assert (new / "samples" / "step-000004.png").read_bytes() == b"grid 4 of session_old"
     assert other.exists()
+
+
+def test_a_search_stopped_before_ray_saved_a_trial_is_told_and_cleared_but_not_one_with_reports(tmp_path):
+    """Issue 23 item 4: Ctrl-C as soon as gansearch.json appears left Ray no trial to restore
+    (its restore logged a traceback and ran its searcher on from its pickled start): such a
+    search is told (resume starts it over) and emptied of all but what gansearch wrote first.
+    Trials that reported without a saved state cannot be resumed: one line, nothing removed."""
+    exp = tmp_path / "runs" / "early"
+    exp.mkdir(parents=True)
+    for name in ("gansearch.json", "space.yaml", "optuna.db"):
+        (exp / name).write_text("kept")
+    (exp / "trial_a").mkdir()  # made by Ray, never reported
+    (exp / "tuner.pkl").write_bytes(b"")  # Ray's Tuner, pickled before any trial
+    assert unsaved_start(str(exp))
+    clear_unsaved_start(str(exp), keep=("gansearch.json", "space.yaml", "optuna.db"))
+    assert sorted(p.name for p in exp.iterdir()) == ["gansearch.json", "optuna.db", "space.yaml"]
+
+    (exp / "trial_b").mkdir()
+    (exp / "trial_b" / "result.json").write_text('{"images_seen": 1024}\n')
+    with pytest.raises(GansearchError) as err:
+        unsaved_start(str(exp))
+    assert "\n" not in str(err.value) and "trial_b" in str(err.value) and "cannot resume" in str(err.value)
+    assert (exp / "trial_b" / "result.json").exists()
