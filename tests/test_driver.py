@@ -95,3 +95,32 @@ def test_sigterm_is_ctrl_c_inside_the_block_and_the_old_handler_comes_back(capsy
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_trial_worker_ended_inside_a_finalizer_prints_no_traceback_but_other_errors_still_show(
+        monkeypatch, capsys):
+    """Ray ends a trial's worker with SIGTERM, whose handler raises SystemExit where the worker is;
+    inside a weakref callback Python printed it ("Exception ignored in ... SystemExit: 1"), a
+    traceback in the driver's log of a stopped PBT search (make faults). Any other exception a
+    finalizer raises is still reported."""
+    import sys
+    import weakref
+
+    from search.raytune.progress import unraisable_but_exit
+
+    monkeypatch.setattr(sys, "unraisablehook", unraisable_but_exit)
+
+    class Thing:
+        pass
+
+    def finalize(error: BaseException) -> None:
+        thing = Thing()
+        ref = weakref.ref(thing, lambda _: (_ for _ in ()).throw(error))
+        del thing  # the callback runs here, raising where no one can catch it
+        assert ref() is None
+
+    finalize(SystemExit(1))
+    assert capsys.readouterr().err == ""
+    finalize(ValueError("a real bug"))
+    err = capsys.readouterr().err
+    assert "Exception ignored" in err and "ValueError: a real bug" in err

@@ -238,6 +238,26 @@ def test_resume_of_a_state_file_without_its_keys_is_one_line(two_objective, tmp_
     assert len(err.splitlines()) == 1 and "gansearch.json: no scheduler, options.gpus_per_trial" in err
 
 
+def test_growing_a_pbt_search_is_one_line_before_anything_is_touched(two_objective, tmp_path, capsys):
+    """resume --trials of a PBT search says PBT cannot grow and what to do (issue 23 item 1: it
+    gave a false 'cut short' error about state files PBT never writes)."""
+    import shutil
+
+    from search.cli import main
+
+    copy = tmp_path / "pbt"
+    shutil.copytree(two_objective, copy)
+    state = json.loads((copy / "gansearch.json").read_text())
+    state["scheduler"] = "pbt"
+    (copy / "gansearch.json").write_text(json.dumps(state))
+    before = {p.relative_to(copy): digest(p) for p in copy.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["resume", str(copy), "--trials", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "a PBT search cannot grow" in err and "new search" in err, err
+    assert {p.relative_to(copy): digest(p) for p in copy.rglob("*") if p.is_file()} == before
+
+
 def test_an_experiment_written_before_search_raytune_resumes(local_ray, tmp_path, capsys):
     """tests/fixtures/search_2026_12 was written by the code before the Ray modules moved into
     search/raytune/: Ray's pickles in it (the Tuner's searcher and callbacks, each trial's name

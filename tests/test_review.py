@@ -496,3 +496,25 @@ def test_leaderboard_export_paths_are_checked_first(search, tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]  # nothing written
+
+
+def test_optunas_warnings_on_importance_become_part_of_the_note():
+    """Issue 23: review printed PED-ANOVA's UserWarning with Optuna's file path. Its warnings go
+    into the importance note instead; the experimental notice and the reminder that the target is
+    taken lower-is-better (it is given so) are left out."""
+    import warnings
+
+    import optuna
+
+    from search.review.importance import _caveats
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("Target and region quantiles select the same set of trials. Parameter importances will "
+                      "be equal.", UserWarning, stacklevel=1)
+        warnings.warn("PedAnovaImportanceEvaluator is experimental", optuna.exceptions.ExperimentalWarning,
+                      stacklevel=1)
+        warnings.warn("PedAnovaImportanceEvaluator computes the importances of params to achieve low `target` "
+                      "values.", UserWarning, stacklevel=1)
+    assert _caveats(caught) == ("; Optuna: target and region quantiles select the same set of trials. "
+                                "Parameter importances will be equal")

@@ -404,7 +404,7 @@ class TestLocal:
         assert trial.user_attrs["images_seen"] == 4096 and trial.user_attrs["best_images"] == 512
         assert trial.user_attrs["last_score"] == 4096 and trial.user_attrs["tune_trial_id"] == done.trial_id
 
-    def test_pbt_keeps_every_report_of_every_trial_in_result_json_and_progress_csv(self, tmp_path):
+    def test_pbt_keeps_every_report_of_every_trial_in_result_json_and_progress_csv(self, tmp_path, capsys):
         """Three members on two slots: PBT pauses and restarts each at every perturbation (and
         clones the better ones' checkpoints into the worse), and every restart made Tune copy the
         experiment folder's older result.json back over the driver's."""
@@ -419,6 +419,8 @@ class TestLocal:
                                               scheduler="pbt", verbose=0), callbacks=[heard])
         assert [r.status for r in out.rows] == ["completed"] * 3, [(r.status, r.reason) for r in out.rows]
         assert sum(heard.starts.values()) > 3  # the perturbations restarted trials
+        said = capsys.readouterr().out  # the quiet log counts each member once (it said "started (15/3)")
+        assert [said.count(f"started ({i}/3)") for i in (1, 2, 3, 4)] == [1, 1, 1, 0], said[-3000:]
         for r in out.rows:
             told = [(x["images_seen"], x["score"]) for x in heard.reports[r.trial_id]]
             assert [n for n, _ in told] == [512, 1024, 1536, 2048], told  # what the trainable reported

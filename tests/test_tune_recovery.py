@@ -19,8 +19,10 @@ from gan_core.errors import GansearchError
 from search.raytune.recovery import (
     ProgressCsvLog,
     ResultJsonLog,
+    clear_unsaved_start,
     recover_torn_state,
     refill_missing_checkpoints,
+    unsaved_start,
 )
 
 
@@ -61,6 +63,17 @@ def test_a_deleted_checkpoint_is_replaced_by_the_newest_older_one_and_newer_ones
     assert sorted(p.name for p in cut.iterdir()) == ["checkpoint_000001", "checkpoint_000004", "checkpoint_000005"]
     assert (cut / "checkpoint_000005" / "checkpoint.pt").read_text() == "state after report 5"
     assert (cut / "checkpoint_000004" / "checkpoint.pt").read_text() == "state after report 5"
+
+
+def test_a_deleted_checkpoint_is_never_replaced_by_an_emptied_best_one(tmp_path):
+    # Kept by checkpoints.py's callback: Ray's books name every checkpoint (num_to_keep=None),
+    # the callback deleted 2, 3 and 4; the saved state names 5, deleted after it was saved.
+    cut = _trial(tmp_path, "trial_cut", [1, 6])
+    notes = refill_missing_checkpoints([_result(cut, 5, best=(1, 2, 3, 4, 5))])
+    assert notes == ["trial_cut: checkpoint_000005 was deleted after Ray's last saved state; "
+                     "resuming from checkpoint_000001"]
+    assert (cut / "checkpoint_000005" / "checkpoint.pt").read_text() == "state after report 2"
+    assert not any((cut / "checkpoint_000004").iterdir())  # emptied for Ray's books, not resumed from
 
 
 def test_with_no_older_checkpoint_the_trial_starts_over(tmp_path):
@@ -305,3 +318,26 @@ def test_grids_and_events_a_killed_session_left_on_the_node_come_back_up_to_the_
     assert recover_run_artifacts(new.parent, new) == []  # said once
     assert (new / "samples" / "step-000004.png").read_bytes() == b"grid 4 of session_old"
     assert other.exists()
+
+
+def test_a_search_stopped_before_ray_saved_a_trial_is_told_and_cleared_but_not_one_with_reports(tmp_path):
+    """Issue 23 item 4: Ctrl-C as soon as gansearch.json appears left Ray no trial to restore
+    (its restore logged a traceback and ran its searcher on from its pickled start): such a
+    search is told (resume starts it over) and emptied of all but what gansearch wrote first.
+    Trials that reported without a saved state cannot be resumed: one line, nothing removed."""
+    exp = tmp_path / "runs" / "early"
+    exp.mkdir(parents=True)
+    for name in ("gansearch.json", "space.yaml", "optuna.db"):
+        (exp / name).write_text("kept")
+    (exp / "trial_a").mkdir()  # made by Ray, never reported
+    (exp / "tuner.pkl").write_bytes(b"")  # Ray's Tuner, pickled before any trial
+    assert unsaved_start(str(exp))
+    clear_unsaved_start(str(exp), keep=("gansearch.json", "space.yaml", "optuna.db"))
+    assert sorted(p.name for p in exp.iterdir()) == ["gansearch.json", "optuna.db", "space.yaml"]
+
+    (exp / "trial_b").mkdir()
+    (exp / "trial_b" / "result.json").write_text('{"images_seen": 1024}\n')
+    with pytest.raises(GansearchError) as err:
+        unsaved_start(str(exp))
+    assert "\n" not in str(err.value) and "trial_b" in str(err.value) and "cannot resume" in str(err.value)
+    assert (exp / "trial_b" / "result.json").exists()

@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -92,8 +93,19 @@ def setup_output(*, quiet: bool, resuming: bool = False) -> None:
 
 
 def quiet_worker_logs() -> None:
-    """In a trial's process: drop the NOISE lines before Ray forwards them to the driver."""
+    """In a trial's process: drop the NOISE lines before Ray forwards them to the driver, and
+    the report of a SystemExit Python could not raise (:func:`unraisable_but_exit`)."""
     _install(logging.getLogger("ray"), False)
+    sys.unraisablehook = unraisable_but_exit
+
+
+def unraisable_but_exit(unraisable: Any) -> None:
+    """Python's report of an exception it could not raise, except a SystemExit: Ray ends a trial's
+    worker (Ctrl-C, a PBT pause) with SIGTERM, whose handler raises SystemExit wherever the
+    worker is; inside a finalizer (a weakref callback) Python can only print it ("Exception
+    ignored in ... SystemExit: 1", a traceback in the driver's log). The worker ends either way."""
+    if not isinstance(unraisable.exc_value, SystemExit):
+        sys.__unraisablehook__(unraisable)
 
 
 class SilentReporter(TuneTerminalReporter):

@@ -216,9 +216,10 @@ def _index(name: str) -> int | None:
 def refill_missing_checkpoints(results: Any) -> list[str]:
     """Put right, before a resume, the checkpoints ``results`` (a restored Tuner's ResultGrid)
     name that are gone from storage. A trial's latest one gets the newest older checkpoint of its
-    folder copied into its place (or stays empty: the trial starts over), and the folder's newer
-    ones, which Ray does not know of, go. A best one (kept by score) gets an empty folder, so
-    that Ray can delete it again (deleting a missing one fails inside Ray's bookkeeping). Trials
+    folder that holds files copied into its place (or stays empty: the trial starts over), and
+    the folder's newer ones, which Ray does not know of, go. A best one (kept by score) gets an empty folder, so
+    that Ray can delete it again (deleting a missing one fails inside Ray's bookkeeping); with
+    checkpoints.py's retention Ray's books name every checkpoint, most of them deleted. Trials
     that finished are left as they are. Returns a line per trial whose latest one was put right."""
     import pyarrow.fs
 
@@ -245,7 +246,10 @@ def refill_missing_checkpoints(results: Any) -> list[str]:
         number = _index(missing)
         kept = sorted((n, info.base_name) for info in fs.get_file_info(pyarrow.fs.FileSelector(folder))
                       if info.type == pyarrow.fs.FileType.Directory and (n := _index(info.base_name)) is not None)
-        older = [name for n, name in kept if number is not None and n < number]
+        # Only one holding files: the empty folders made above for best ones deleted since
+        # (checkpoints.py's retention deletes every superseded one) hold no state to resume from.
+        older = [name for n, name in kept if number is not None and n < number
+                 and fs.get_file_info(pyarrow.fs.FileSelector(posixpath.join(folder, name)))]
         if folder == str(result.path).rstrip("/"):  # its own folder (under PBT it may be another trial's)
             for n, name in kept:  # written after the saved state: Ray does not know them; the trial writes them again
                 if number is not None and n > number and posixpath.join(folder, name) not in tracked:
