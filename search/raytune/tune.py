@@ -77,7 +77,7 @@ from search.raytune.recovery import (
 from search.raytune.shipping import ShippedInputs
 from search.raytune.trainable import TrialContext, gan_trial
 from search.raytune.tuner import build_tuner
-from search.space import PBT_MUTABLE_PREFIXES, Space
+from search.space import Space
 from search.storage import Folder, is_uri, normalise
 from search.study_db import (
     check_study_name,
@@ -134,9 +134,8 @@ def run_search(space: Space, opts: SearchOptions, *, callbacks: list[Any] | None
     exp = experiment_path(opts.storage, opts.name)
     _refuse_existing(exp)
     scheduler = opts.scheduler or space.search.scheduler
-    if scheduler == "pbt" and not space.pbt_mutable():
-        raise GansearchError(f"{space.path}: --scheduler pbt: no top-level range or choice over "
-                             f"keys PBT may change in a running trial ({', '.join(PBT_MUTABLE_PREFIXES)})")
+    if scheduler == "pbt":
+        space.pbt_mutable_or_refuse()  # before anything starts
     if opts.gpus_per_trial < 0 or (opts.cpus_per_trial is not None and opts.cpus_per_trial <= 0):
         raise GansearchError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     absolute_env()

@@ -13,7 +13,6 @@ from typing import Any
 import ray
 from ray import tune
 
-from gan_core.errors import GansearchError
 from search.experiment import POINT, SearchOptions, trial_folder_name
 from search.pareto import cost_metric
 from search.raytune.checkpoints import CheckpointRetention
@@ -23,7 +22,7 @@ from search.raytune.shipping import ShippedInputs
 from search.raytune.trackers import tracker_callbacks
 from search.raytune.trainable import TrialContext, gan_trial
 from search.samplers import make_sampler
-from search.space import PBT_MUTABLE_PREFIXES, ChoiceParam, FloatParam, IntParam, Space, random_draws
+from search.space import ChoiceParam, FloatParam, IntParam, Space, random_draws
 from search.storage import is_uri
 from search.study_db import RedactedRDBStorage
 
@@ -74,10 +73,7 @@ def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
     if scheduler_name == "pbt":
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        mutable = space.pbt_mutable()
-        if not mutable:
-            raise GansearchError(f"{space.path}: --scheduler pbt: no top-level range or choice over "
-                                 f"keys PBT may change in a running trial ({', '.join(PBT_MUTABLE_PREFIXES)})")
+        mutable = space.pbt_mutable_or_refuse()
         # Each member's values sit under one key ("point"): members differ in which conditional
         # keys they have, and PBT perturbs nested keys in place.
         scheduler = ResumablePBT(

@@ -100,6 +100,16 @@ class Space:
                 if not isinstance(p, FixedParam) and p.key.startswith(PBT_MUTABLE_PREFIXES)
                 and not p.key.endswith(".name") and not (isinstance(p, ChoiceParam) and p.branches)]
 
+    def pbt_mutable_or_refuse(self) -> list[FloatParam | IntParam | ChoiceParam]:
+        """``pbt_mutable``, or the one-line error of a PBT search with nothing PBT may change."""
+        from gan_core.errors import GansearchError
+
+        mutable = self.pbt_mutable()
+        if not mutable:
+            raise GansearchError(f"{self.path}: --scheduler pbt: no top-level range or choice over "
+                                 f"keys PBT may change in a running trial ({', '.join(PBT_MUTABLE_PREFIXES)})")
+        return mutable
+
     def n_startup_trials(self, trials: int) -> int:
         if self.search.n_startup_trials is not None:
             return self.search.n_startup_trials
