@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 PIP := $(BIN)/pip install -q -c constraints.txt
 
-.PHONY: setup demo test test-realdata faults cluster-test postgres-test bench lint viz check-install clean
+.PHONY: setup demo test test-e2e test-realdata faults cluster-test postgres-test bench lint viz check-install clean
 
 # The demo needs the package alone; the tests add their checkers (pytest, ruff, mypy, and the
 # metrics' independent implementations), so `make demo` on a fresh clone installs less.
@@ -35,7 +35,13 @@ demo: $(STAMP)
 # Runs anywhere: the MNIST it needs ships in the package; tests that need other real files
 # (marked realdata) skip unless $$GANSEARCH_DATA names them.
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q -m "not faults and not cluster"
+	$(BIN)/python -m pytest -q -m "not faults and not cluster and not e2e"
+
+# Whole user workflows end to end (minutes): the README's example walk (search -> review ->
+# retrain -> explore on your own GAN and images), a module only on the driver training on both
+# nodes of a real two-node cluster, a search logged to MLflow and resumed. .ci/run runs it.
+test-e2e: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -m e2e
 
 # The tests on real files beyond the shipped MNIST (Fashion-MNIST): $$GANSEARCH_DATA must name a
 # folder holding MNIST/raw and FashionMNIST/raw (.ci/run points it at ../shared/data).

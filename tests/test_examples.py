@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +36,7 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     return out.stdout
 
 
+@pytest.mark.e2e
 def test_the_example_walk_search_review_retrain(tmp_path):
     from gan_core.config import DataConfig
     from gan_core.data import load_image_set

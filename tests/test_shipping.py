@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.test_tune import REPO, two_nodes  # noqa: F401  (two_nodes: a fixture)
@@ -36,6 +37,7 @@ def extractor(shape):
 '''
 
 
+@pytest.mark.e2e
 def test_a_module_only_on_the_driver_trains_on_the_second_node(two_nodes, tmp_path):  # noqa: F811
     address, env, nodes = two_nodes
     only_here = tmp_path / "only-here"

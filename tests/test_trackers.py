@@ -88,6 +88,7 @@ class StopAfterFirstTrial:
         return Stop()
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="mlflow not installed (the test extra has it)")
 def test_mlflow_file_store_gets_every_trial_with_its_params_metrics_grids_and_tags_also_after_resume(tmp_path,
                                                                                                      monkeypatch):
