@@ -315,6 +315,7 @@ class StatusLines(Callback):
             self._say(self.summary())
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self._adopt(trials)  # a resume whose trials had all finished runs no step: none adopted yet
         self._say(self.summary())
 
 
