@@ -40,7 +40,7 @@ def _installed(path: Path) -> bool:
 
 
 def _module_roots(space: Space) -> list[str]:
-    from gan_core.user_arch import load_builder, module_root, split_path
+    from gan_core.user_arch import package_root
 
     roots: list[str] = []
     for key in ("model.arch", "eval.features"):
@@ -48,8 +48,7 @@ def _module_roots(space: Space) -> list[str]:
             if (not (isinstance(value, str) and IMPORT_PATH.fullmatch(value)) or Path(value).exists()
                     or (key == "eval.features" and value.startswith("inception:"))):
                 continue
-            load_builder(value)  # imported here (one line if it does not), so its root is known
-            root = module_root(split_path(value)[0])
+            root = package_root(value)  # imported here: one line if it does not import
             if not _installed(root) and str(root) not in roots:
                 roots.append(str(root))
     return roots
@@ -90,13 +89,12 @@ def install(shipped: ShippedInputs | None, data: DataConfig) -> str:
         provide_file(path, blob)
     if shipped.data is None or not shipped.image_set:
         return ""
-    from gan_core.data import ImageSet, load_image_set, provide_image_set
+    from gan_core.data import ImageSet, is_user_source, load_image_set, provide_image_set
 
-    if (data.name, data.resolution, data.channels) == (shipped.data.name, shipped.data.resolution,
-                                                       shipped.data.channels):
-        provide_image_set(data, ImageSet.from_bytes(shipped.image_set))
-        return shipped.data_digest
-    return load_image_set(data).digest  # a data set the space searches: converted on this node
+    provide_image_set(shipped.data, ImageSet.from_bytes(shipped.image_set))
+    # The shipped set when the trial's data is the base's; another one the space searches is
+    # converted on this node.
+    return load_image_set(data).digest if is_user_source(data.name) else ""
 
 
 def runtime_env(shipped: ShippedInputs, env_vars: dict[str, str]) -> dict[str, Any]:
