@@ -38,8 +38,9 @@ test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -m "not faults and not cluster and not e2e"
 
 # Whole user workflows end to end (minutes): the README's example walk (search -> review ->
-# retrain -> explore on your own GAN and images), a module only on the driver training on both
-# nodes of a real two-node cluster, a search logged to MLflow and resumed. .ci/run runs it.
+# retrain -> explore on your own GAN and images), a search's trials on both nodes of a real
+# two-node cluster, a module only on the driver training there, a search logged to MLflow and
+# resumed. .ci/run runs it.
 test-e2e: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -m e2e
 

@@ -274,7 +274,8 @@ def test_an_experiment_written_before_search_raytune_resumes(local_ray, tmp_path
     out = capsys.readouterr().out
     assert "(3 trials: 2 completed, 1 diverged)" in out
     assert f"best trial: {old['best']['trial_id']}  score = {old['best']['score']:.6g} (min)" in out
-    assert "0/3 done (0 completed, 0 stopped early, 0 failed)" in out  # the old pickled StatusLines spoke
+    # The old pickled StatusLines speak, and count the trials restored finished (none ran again).
+    assert "3/3 done (2 completed, 0 stopped early, 1 failed)" in out
     new = json.loads((copy / "summary.json").read_text())
     assert [(t["trial_id"], t["status"], t["score"]) for t in new["trials"]] == \
            [(t["trial_id"], t["status"], t["score"]) for t in old["trials"]]
