@@ -88,3 +88,5 @@ cat <<EOF
 Next: gansearch explore $OUT/best morph --out morph.png --seed 1
       gansearch retrain $OUT/best.yaml --out runs/longer --images 2000000
 EOF
+# Whether the search earned its compute: the winner against the space's starting recipe.
+grep '^against the base point:' "$OUT/review.txt" || true

@@ -120,6 +120,24 @@ def test_leaderboard(search, capsys):
         if r.status == "stopped":
             assert f"{r.trial_id} stopped early: at {r.images_seen} of 512 images" in board
     assert f"best: trial {outcome.best.trial_id}" in board
+    # How the winner compares with the base point, which Optuna's study holds as its first trial.
+    import optuna
+
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path / 'optuna.db'}")
+    base_id = study.trials[0].user_attrs["tune_trial_id"]
+    exp = review.load_experiment(path)
+    assert exp.base_trial().trial_id == base_id
+    base = next(r for r in outcome.rows if r.trial_id == base_id)
+    line = next(x for x in board.splitlines() if x.startswith("against the base point:"))
+    if base_id == outcome.best.trial_id:
+        others = len(exp.ranked()) - 1
+        assert f"the base point (trial {base_id}) is the winner; none of the {others} other" in line, line
+    elif base.score is None:
+        assert f"trial {base_id} ran it and has no finite score" in line, line
+    else:
+        gain = abs(outcome.best.score - base.score) / abs(base.score)
+        assert f"vs {review.fmt(base.score)} for the base point (trial {base_id}" in line, line
+        assert f"{gain:.0%} better" in line, line
     # Importance uses the trials that trained the whole budget only (ASHA-stopped ones are PRUNED).
     done, early = outcome.count("completed"), outcome.count("stopped")
     note = (f"Optuna PED-ANOVA importance over {done} trials at the full budget" if done >= 5

@@ -71,6 +71,15 @@ class Experiment:
         check_one_classifier(self.trials, self.path)
         return best(self.trials, self.objective)
 
+    def base_trial(self) -> TrialRecord | None:
+        """The trial that ran the space's base point (an Optuna search evaluates it first), None
+        when none did (a PBT population is drawn at random) or the space file is unreadable."""
+        if self.space is None or self.manifest.scheduler == "pbt":
+            return None
+        point = self.space.base_point()
+        same = [t for t in self.trials if point and all(t.params.get(k) == v for k, v in point.items())]
+        return min(same, key=lambda t: t.started) if same else None
+
     def trial(self, trial_id: str) -> TrialRecord:
         want = trial_id_of(trial_id)
         for t in self.trials:

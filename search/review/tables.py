@@ -101,7 +101,28 @@ def format_leaderboard(exp: ReviewedExperiment, top: int = 10) -> str:
     else:
         lines.append(f"best: trial {best.trial_id}, {exp.metric} {fmt(best.score)} after {best.best_images} images "
                      f"(its last: {fmt(best.last_score)} after {best.images_seen}; {status_text(best)})")
+        lines += [line for line in [against_the_base(exp, best)] if line]
     return "\n".join(lines)
+
+
+def against_the_base(exp: ReviewedExperiment, best: TrialRecord) -> str | None:
+    """One line: how the winner compares with the space's base point (the search's starting
+    recipe, evaluated first), so a user can tell whether the search earned its compute."""
+    base = exp.base_trial()
+    if base is None:
+        return None
+    others = len(exp.ranked()) - 1
+    if base.trial_id == best.trial_id:
+        return (f"against the base point: the base point (trial {base.trial_id}) is the winner; none of the "
+                f"{others} other ranked trials beat it")
+    if base.score is None or best.score is None:
+        return (f"against the base point: trial {base.trial_id} ran it and has no finite {exp.metric} "
+                f"({status_text(base)}); the winner's is {fmt(best.score)}")
+    gain = abs(best.score - base.score) / abs(base.score) if base.score else math.inf
+    stopped = f", stopped early at {base.images_seen} images" if base.status is TrialStatus.STOPPED else ""
+    return (f"against the base point: the winner's {exp.metric} {fmt(best.score)} vs {fmt(base.score)} for the "
+            f"base point (trial {base.trial_id}{stopped}): {gain:.0%} better, one seed each "
+            f"(review --confirm K re-trains the top K on more seeds)")
 
 
 # ----------------------------------------------------------------------------- records: --csv and --json
