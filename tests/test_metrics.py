@@ -70,6 +70,23 @@ def test_frechet_distance_of_identical_and_singular_statistics():
     assert ours == pytest.approx(reference_frechet(mu, s, mu2, s2), rel=1e-5)
 
 
+@pytest.mark.parametrize("n", [2, 7, 64, 65])
+def test_frechet_distance_of_features_is_the_statistics_one_in_fewer_dimensions(n):
+    """Fewer samples than dimensions (a 2,048-output network scored on a few thousand samples):
+    the N-dimensional path gives the D-dimensional number; more samples take that path itself."""
+    rng = np.random.default_rng(n)
+    d = 64
+    x = torch.from_numpy(gaussian_samples(rng, n, d, 1.0))
+    mu2, s2 = M.feature_statistics(torch.from_numpy(gaussian_samples(rng, 300, d, 0.5)))
+    want = M.frechet_distance(*M.feature_statistics(x), mu2, s2)
+    # Below D samples S1 is singular, and the D-dimensional path sums the square roots of its
+    # round-off eigenvalues (~1e-8 of the value); the N-dimensional one never forms them.
+    assert M.frechet_distance_of_features(x, mu2, s2) == pytest.approx(want, rel=1e-7)
+    assert M.frechet_distance_of_features(x, *M.feature_statistics(x)) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="shapes"):
+        M.frechet_distance_of_features(x, mu2[:-1], s2[:-1, :-1])
+
+
 def test_frechet_distance_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="shapes"):
         M.frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))

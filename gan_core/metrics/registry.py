@@ -131,8 +131,7 @@ def _knn(x: MetricInputs) -> dict[str, float]:
 @register_metric("cfd", higher_is_better=False,
                  description="classifier Frechet distance to the test split's penultimate features")
 def _cfd(x: MetricInputs) -> float:
-    mu, sigma = M.feature_statistics(x.features)
-    return M.frechet_distance(mu, sigma, x.reference.mu, x.reference.sigma)
+    return M.frechet_distance_of_features(x.features, x.reference.mu, x.reference.sigma)
 
 
 @register_metric("cis", needs_classes=True, higher_is_better=True,
