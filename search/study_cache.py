@@ -83,6 +83,13 @@ class StudyCache(_CachedStorage):
     def __setstate__(self, state: dict[Any, Any]) -> None:
         self.__init__(state["_backend"], refresh_s=state["refresh_s"])  # type: ignore[misc]
 
+    def delete_study(self, study_id: int) -> None:
+        super().delete_study(study_id)
+        with self._lock:  # SQLite may give a new study (and its trials) the ids of a deleted one
+            self._read_at.pop(study_id, None)
+            self._cached_to.pop(study_id, None)
+            self._own &= self._trial_id_to_study_id_and_number.keys()
+
     # ------------------------------------------------------------------ reads
 
     def get_trial(self, trial_id: int) -> FrozenTrial:

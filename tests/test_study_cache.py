@@ -223,3 +223,20 @@ def test_a_trial_it_writes_that_it_did_not_create_becomes_own(tmp_path):
     mine = storage.get_trial(trial._trial_id)
     mine.intermediate_values[1] = 9.0  # optuna.Trial edits the trial it is given
     assert storage.get_trial(trial._trial_id).intermediate_values[1] == pytest.approx(0.1)
+
+
+def test_a_new_study_in_a_deleted_ones_place_is_read_afresh(tmp_path):
+    """SQLite gives a new study, and its trials, the ids of a deleted one."""
+    url = _url(tmp_path / "s.db")
+    storage = StudyCache(_rdb(url), refresh_s=3600.0)
+    first = optuna.create_study(storage=storage, study_name="a")
+    for _ in range(3):
+        first.ask().suggest_float("x", 0, 1)
+    assert len(first.trials) == 3
+    optuna.delete_study(study_name="a", storage=storage)
+    second = optuna.create_study(storage=storage, study_name="b")
+    optuna.load_study(storage=url, study_name="b").add_trial(optuna.trial.create_trial(
+        params={"x": 0.5}, distributions={"x": optuna.distributions.FloatDistribution(0, 1)}, value=1.0))
+    assert second._study_id == first._study_id  # the id reused
+    assert [(t.state, t.params) for t in second.trials] == [(TrialState.COMPLETE, {"x": 0.5})]
+    assert storage._own == set()
