@@ -1,6 +1,7 @@
 """The searcher of a search: Ray's OptunaSearch, telling the Optuna study each trial's best point
 and the budget it reached, and attaching each trial's newest sample grid to it (optuna-dashboard).
-Used by tuner.py's Tuner; the study lives where search/study_db.py says.
+Used by tuner.py's Tuner; the study lives where search/study_db.py says, and the driver reads and
+writes it through search/study_cache.py (its running trials in memory).
 """
 
 from __future__ import annotations

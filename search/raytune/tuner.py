@@ -24,6 +24,7 @@ from search.raytune.trainable import TrialContext, gan_trial
 from search.samplers import make_sampler
 from search.space import ChoiceParam, FloatParam, IntParam, Space, random_draws
 from search.storage import is_uri
+from search.study_cache import StudyCache
 from search.study_db import RedactedRDBStorage
 
 
@@ -91,7 +92,9 @@ def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
         search_alg = BasicVariantGenerator()
         trials = 1  # the grid holds the population
     else:
-        storage = RedactedRDBStorage(optuna_url)  # pickled by Ray without its password
+        # The running trials are this driver's: kept in memory, written through (study_cache.py);
+        # pickled by Ray without the study's password (study_db.py).
+        storage = StudyCache(RedactedRDBStorage(optuna_url))
         cost = cost_metric(opts.cost) if opts.cost else None
         search_alg = BudgetOptunaSearch(
             budget_images=space.budget.images,
