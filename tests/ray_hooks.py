@@ -7,7 +7,8 @@ Generator (PyTorch's global module hook), that is inside a trial's training:
   forward waits until N trials have reached theirs, so N trials are inside training at once;
 - the hold ($GANSEARCH_TEST_HOLD names a folder; :func:`hold_after` with R): the first trial whose
   result.json holds R reports stops there, its process and trial folder written to ``held``, and
-  stays until ended (a fault test kills it, or its driver). Only one trial is ever held.
+  stays until ended (a fault test kills it, or its driver) or :func:`release`\ d. Only one trial
+  is ever held.
 
 tests/test_tune.py installs :func:`setup` through ``ray.init(runtime_env=...)``; a search run
 as a command gets it through Ray's runtime-env hook: ``RAY_RUNTIME_ENV_HOOK=tests.ray_hooks.
@@ -112,13 +113,18 @@ def _hold(folder: Path) -> None:
     (folder / "held.tmp").write_text(json.dumps({"pid": os.getpid(), "trial": results.parent.name,
                                                  "reports": known[1]}))
     os.replace(folder / "held.tmp", folder / "held")
-    while True:  # until this process is killed
-        time.sleep(1)
+    while not (folder / "release").exists():  # until this process is killed, or the test releases it
+        time.sleep(0.2)
 
 
 def hold_after(folder: Path, reports: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "after").write_text(str(reports))
+
+
+def release(folder: Path) -> None:
+    """Let the held trial go on training."""
+    (folder / "release").touch()
 
 
 def held(folder: Path) -> dict[str, Any] | None:

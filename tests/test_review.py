@@ -49,22 +49,36 @@ search: {trials: 6, reduction_factor: 2}
 
 
 class MidSearchReview(Callback):
-    """Reviews the experiment folder from the driver while the search is running."""
+    """Reviews the experiment folder from the driver while the search is running: a trial is held
+    inside its training after its first report (tests/ray_hooks.py) until the experiment folder,
+    which the driver copies from its staging folder every few seconds, shows that report; the
+    review then sees a running trial whatever the machine's speed, and lets it go on."""
 
-    def __init__(self, exp: Path) -> None:
+    def __init__(self, exp: Path, hold: Path) -> None:
         self.exp = exp
-        self.seen = 0
+        self.hold = hold
         self.text: str | None = None
         self.statuses: dict[str, str] = {}
 
+    def _look(self) -> None:
+        from tests import ray_hooks
+
+        held = ray_hooks.held(self.hold)
+        if self.text is not None or held is None:
+            return
+        rows = self.exp / held["trial"] / "result.json"
+        if not rows.is_file() or not rows.read_text().strip():
+            return
+        exp = review.load_experiment(self.exp)
+        self.text = review.format_leaderboard(exp)
+        self.statuses = {t.trial_id: t.status for t in exp.trials}
+        ray_hooks.release(self.hold)
+
+    def on_step_begin(self, iteration, trials, **info):
+        self._look()
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.seen += 1
-        # A report short of the budget (the loggers, called first, have written it): that trial is
-        # running then, whatever the machine's speed, so the review sees an unfinished trial.
-        if self.text is None and result["images_seen"] < 512 and not result.get("done"):
-            exp = review.load_experiment(self.exp)
-            self.text = review.format_leaderboard(exp)
-            self.statuses = {t.trial_id: t.status for t in exp.trials}
+        self._look()
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +92,17 @@ def search(tmp_path_factory):
     root = tmp_path_factory.mktemp("review")
     (root / "tiny.yaml").write_text(SPACE)
     space = load_space(root / "tiny.yaml")
+    from tests import ray_hooks
+
+    hold = root / "hold"
+    ray_hooks.hold_after(hold, 1)
     env = {k: os.environ[k] for k in ("GANSEARCH_DATA", "GANSEARCH_CACHE") if k in os.environ}
     ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {**env, "PYTHONPATH": str(REPO)}})
+             runtime_env={"env_vars": {**env, "PYTHONPATH": str(REPO), ray_hooks.HOLD_ENV: str(hold)},
+                          "worker_process_setup_hook": "tests.ray_hooks.setup"})
     try:
-        live = MidSearchReview(root / "runs" / "tiny")
+        live = MidSearchReview(root / "runs" / "tiny", hold)
         outcome = run_search(space, SearchOptions(name="tiny", storage=str(root / "runs"), seed=1,
                                                   max_failures=0, verbose=0), callbacks=[live])
     finally:
