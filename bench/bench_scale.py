@@ -372,12 +372,14 @@ def ask_latency(sampler: str, size: int, asks: int = 60) -> dict[str, Any]:
 def _child(argv: list[str]) -> dict[str, Any]:
     """Run one measurement in a fresh process; its RESULT line."""
     out = subprocess.run([sys.executable, "-m", "bench.bench_scale", *argv], cwd=REPO, text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL if not os.environ.get("BENCH_VERBOSE")
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE if not os.environ.get("BENCH_VERBOSE")
                          else None)
     for line in out.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"bench_scale {' '.join(argv)} failed (exit {out.returncode}):\n{out.stdout[-3000:]}")
+    # Ray says why a search died on stderr (a worker its memory monitor killed, say): keep its end.
+    raise RuntimeError(f"bench_scale {' '.join(argv)} failed (exit {out.returncode}):\n{out.stdout[-3000:]}\n"
+                       f"stderr:\n{(out.stderr or '')[-3000:]}")
 
 
 def _timed_command(cmd: list[str]) -> tuple[float, float]:
