@@ -7,8 +7,8 @@ Generator (PyTorch's global module hook), that is inside a trial's training:
   forward waits until N trials have reached theirs, so N trials are inside training at once;
 - the hold ($GANSEARCH_TEST_HOLD names a folder; :func:`hold_after` with R): the first trial whose
   result.json holds R reports stops there, its process and trial folder written to ``held``, and
-  stays until ended (a fault test kills it, or its driver) or :func:`release`\ d. Only one trial
-  is ever held.
+  stays until ended (a fault test kills it, or its driver) or until :func:`release` lets it go.
+  Only one trial is ever held.
 
 tests/test_tune.py installs :func:`setup` through ``ray.init(runtime_env=...)``; a search run
 as a command gets it through Ray's runtime-env hook: ``RAY_RUNTIME_ENV_HOOK=tests.ray_hooks.
