@@ -92,11 +92,15 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (len(mu1), len(mu1)):
         raise ValueError(f"shapes do not match: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}")
     root = _psd_sqrt(s1)
-    middle = root @ s2 @ root
-    eig = np.linalg.eigvalsh((middle + middle.T) / 2)
+    return _frechet_value(mu1 - mu2, np.trace(s1), np.trace(s2), root @ s2 @ root)
+
+
+def _frechet_value(diff: np.ndarray, trace1: float, trace2: float, similar: np.ndarray) -> float:
+    """||diff||^2 + trace1 + trace2 - 2 tr (S1 S2)^(1/2), where ``similar`` is a symmetric PSD
+    matrix whose non-zero eigenvalues are those of S1 S2."""
+    eig = np.linalg.eigvalsh((similar + similar.T) / 2)
     tr_covmean = float(np.sqrt(np.clip(eig, 0.0, None)).sum())
-    diff = mu1 - mu2
-    value = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+    value = float(diff @ diff + trace1 + trace2 - 2.0 * tr_covmean)
     return max(value, 0.0)  # round-off can make identical statistics a hair negative
 
 
@@ -109,10 +113,10 @@ def frechet_distance_of_features(features: Tensor, mu2: np.ndarray, sigma2: np.n
     S1 S2 are those of the N x N matrix A S2 A^T: two D x D eigendecompositions (seconds each at
     D = 2,048) become one of N x N. Exact, like the D-dimensional path.
     """
-    x = features.double().cpu().numpy()
-    n, d = x.shape
+    n, d = features.shape
     if n > d:
         return frechet_distance(*feature_statistics(features), mu2, sigma2)
+    x = features.double().cpu().numpy()
     if n < 2:
         raise ValueError(f"need at least 2 samples for a covariance, got {n}")
     mu1, s2 = x.mean(axis=0), np.asarray(sigma2, np.float64)
@@ -120,12 +124,7 @@ def frechet_distance_of_features(features: Tensor, mu2: np.ndarray, sigma2: np.n
         raise ValueError(f"shapes do not match: features of {d} dimensions vs mu {np.shape(mu2)}, "
                          f"sigma {s2.shape}")
     a = (x - mu1) / np.sqrt(n - 1)
-    small = a @ ((s2 + s2.T) / 2) @ a.T
-    eig = np.linalg.eigvalsh((small + small.T) / 2)
-    tr_covmean = float(np.sqrt(np.clip(eig, 0.0, None)).sum())
-    diff = mu1 - np.asarray(mu2, np.float64)
-    value = float(diff @ diff + (a * a).sum() + np.trace(s2) - 2.0 * tr_covmean)
-    return max(value, 0.0)
+    return _frechet_value(mu1 - np.asarray(mu2, np.float64), float((a * a).sum()), np.trace(s2), a @ s2 @ a.T)
 
 
 # ----------------------------------------------------------------------------- kernel distance
