@@ -101,17 +101,19 @@ def format_leaderboard(exp: ReviewedExperiment, top: int = 10) -> str:
     else:
         lines.append(f"best: trial {best.trial_id}, {exp.metric} {fmt(best.score)} after {best.best_images} images "
                      f"(its last: {fmt(best.last_score)} after {best.images_seen}; {status_text(best)})")
-        lines += [line for line in [against_the_base(exp, best)] if line]
+        if compared := against_the_base(exp, best, ranked):
+            lines.append(compared)
     return "\n".join(lines)
 
 
-def against_the_base(exp: ReviewedExperiment, best: TrialRecord) -> str | None:
-    """One line: how the winner compares with the space's base point (the search's starting
-    recipe, evaluated first), so a user can tell whether the search earned its compute."""
+def against_the_base(exp: ReviewedExperiment, best: TrialRecord, ranked: list[TrialRecord]) -> str | None:
+    """One line: how the winner (``best``, first of ``ranked``) compares with the space's base
+    point (the search's starting recipe, evaluated first), so a user can tell whether the search
+    earned its compute."""
     base = exp.base_trial()
     if base is None:
         return None
-    others = len(exp.ranked()) - 1
+    others = len(ranked) - 1
     if base.trial_id == best.trial_id:
         return (f"against the base point: the base point (trial {base.trial_id}) is the winner; none of the "
                 f"{others} other ranked trials beat it")
