@@ -26,7 +26,7 @@ from typing import Any
 BARRIER_ENV = "GANSEARCH_TEST_BARRIER"
 HOLD_ENV = "GANSEARCH_TEST_HOLD"
 PARTIES = "parties"
-HANG = 600.0  # seconds: only reached when fewer trials than armed ever run at once (the test then fails)
+HANG = 600.0  # seconds: only reached when a test's trials never meet or its hold is never released (it then fails)
 
 
 def with_setup_hook(runtime_env: dict[str, Any] | None) -> dict[str, Any]:
@@ -113,7 +113,10 @@ def _hold(folder: Path) -> None:
     (folder / "held.tmp").write_text(json.dumps({"pid": os.getpid(), "trial": results.parent.name,
                                                  "reports": known[1]}))
     os.replace(folder / "held.tmp", folder / "held")
-    while not (folder / "release").exists():  # until this process is killed, or the test releases it
+    # Until this process is killed, or the test releases it (or HANG: a test waiting on a release
+    # that never comes then fails instead of hanging the suite).
+    deadline = time.monotonic() + HANG
+    while not (folder / "release").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
 
 
