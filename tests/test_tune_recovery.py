@@ -320,6 +320,27 @@ def test_grids_and_events_a_killed_session_left_on_the_node_come_back_up_to_the_
     assert other.exists()
 
 
+def test_a_restart_on_another_actor_of_the_session_keeps_the_grids_its_earlier_actor_drew(tmp_path):
+    """CI's fault test (PBT, Ctrl-C, resume): Tune kept a paused member's actor and restarted the
+    member on another one, which emptied the run folder before the first actor had copied its
+    last grids out; the trial ended without them. The earlier run folder (moved aside by the
+    trainable) gives back its grids up to the checkpoint and its event files, and says nothing."""
+    from search.raytune.recovery import recover_run_artifacts
+
+    history = [{"kind": "train", "step": s, "loss": s / 10} for s in range(1, 11)]
+    earlier = _working_dir(tmp_path, "session_now", history, range(0, 11, 2))  # paused after step 10
+    moved = tmp_path / "aside" / "run"
+    moved.parent.mkdir()
+    earlier.rename(moved)
+    new = _working_dir(tmp_path, "session_now", history[:8], range(0))  # restarted from step 8
+    (new / "events.out.tfevents.session_now").unlink()
+    assert recover_run_artifacts(new.parent, new, moved) == []  # nothing to tell: same session
+    assert sorted(p.name for p in (new / "samples").iterdir()) == [f"step-{s:06d}.png" for s in (0, 2, 4, 6, 8)]
+    assert (new / "samples" / "step-000008.png").read_bytes() == b"grid 8 of session_now"
+    assert (new / "events.out.tfevents.session_now").read_bytes() == b"events"
+    assert recover_run_artifacts(new.parent, new, tmp_path / "gone") == []  # no earlier folder: nothing
+
+
 def test_a_search_stopped_before_ray_saved_a_trial_is_told_and_cleared_but_not_one_with_reports(tmp_path):
     """Issue 23 item 4: Ctrl-C as soon as gansearch.json appears left Ray no trial to restore
     (its restore logged a traceback and ran its searcher on from its pickled start): such a

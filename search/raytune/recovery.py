@@ -149,23 +149,30 @@ def clear_unsaved_start(exp: str, keep: tuple[str, ...]) -> None:
             folder.remove(name)
 
 
-def recover_run_artifacts(trial_dir: Path, run_dir: Path) -> list[str]:
+def recover_run_artifacts(trial_dir: Path, run_dir: Path, earlier: Path | None = None) -> list[str]:
     """In a trial restored from a checkpoint: bring back into ``run_dir`` the sample grids and
-    TensorBoard event files an earlier driver session of this trial left on this node.
+    TensorBoard event files an earlier start of this trial left on this node.
 
     A trial's run folder lives in Ray's working folder on its node
     (``RAY_TMP/session_*/artifacts/TIMESTAMP/EXPERIMENT/working_dirs/TRIAL``), which Ray copies
-    to the experiment folder when the trial stops and otherwise only every 5 minutes; a driver
-    killed outright left the grids and events since in the old session's folder, and the resumed
-    trial, in a new one, went on without them. Only a run of the same lineage is taken (its
-    metrics.jsonl begins as the checkpoint's does), and only grids up to the checkpoint's step
-    (the trial draws the later ones again); the resumed run's events purge the old files' points
-    after the checkpoint (gan_core/events.py). Returns a line saying what came back."""
+    to the experiment folder when the trial's actor stops or is reused, and otherwise only every
+    5 minutes. Two starts can leave pictures there that never reached the experiment folder:
+    - a driver killed outright: the grids and events since its last copy stay in the old
+      session's folder, and the resumed trial, in a new one, goes on without them. Only a run of
+      the same lineage is taken (its metrics.jsonl begins as the checkpoint's does);
+    - an earlier actor of this session (``earlier``: its run folder, which the caller moved
+      aside): Tune keeps a paused trial's actor (PBT, reuse_actors) and may restart the trial on
+      another one before the first has copied its pictures out.
+    Only grids up to the checkpoint's step come back (the trial draws the later ones again); the
+    resumed run's events purge the old files' points after the checkpoint (gan_core/events.py).
+    Returns a line saying what came back from an earlier session."""
     try:
         lines = (run_dir / "metrics.jsonl").read_text().splitlines()
         step = max(int(r.get("step", 0)) for r in map(json.loads, lines) if isinstance(r, dict))
     except (OSError, ValueError):
         return []
+    if earlier is not None and earlier.is_dir():
+        _bring_back(earlier, run_dir, step)
     parts = trial_dir.parts
     if not lines or len(parts) < 7 or parts[-2] != "working_dirs" or parts[-5] != "artifacts":
         return []  # not Ray's layout (RAY_CHDIR_TO_TRIAL_DIR=0): nothing to look for
@@ -175,6 +182,18 @@ def recover_run_artifacts(trial_dir: Path, run_dir: Path) -> list[str]:
     if not olds:
         return []
     old = max(olds, key=lambda d: d.stat().st_mtime)
+    grids, events = _bring_back(old, run_dir, step)
+    said = old / ".gansearch-recovered"  # said once: a PBT member restarts many times in a session
+    if not (grids or events) or said.exists():
+        return []
+    said.touch()
+    return [f"brought back {grids} sample grids and {events} TensorBoard event files up to step {step} "
+            f"from the earlier session's {old}"]
+
+
+def _bring_back(old: Path, run_dir: Path, step: int) -> tuple[int, int]:
+    """Copy into ``run_dir`` the grids of ``old`` up to ``step`` and its event files, those
+    ``run_dir`` lacks; how many of each came."""
     grids = [g for g in (old / "samples").glob("step-*.png")
              if (n := _index_of_grid(g.name)) is not None and n <= step and not (run_dir / "samples" / g.name).exists()]
     events = [e for e in old.glob("events.out.tfevents.*") if not (run_dir / e.name).exists()]
@@ -183,12 +202,7 @@ def recover_run_artifacts(trial_dir: Path, run_dir: Path) -> list[str]:
         shutil.copy2(g, run_dir / "samples" / g.name)
     for e in events:
         shutil.copy2(e, run_dir / e.name)
-    said = old / ".gansearch-recovered"  # said once: a PBT member restarts many times in a session
-    if not (grids or events) or said.exists():
-        return []
-    said.touch()
-    return [f"brought back {len(grids)} sample grids and {len(events)} TensorBoard event files up to step {step} "
-            f"from the earlier session's {old}"]
+    return len(grids), len(events)
 
 
 def _continues(old: Path, lines: list[str]) -> bool:
