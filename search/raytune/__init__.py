@@ -50,8 +50,8 @@ Private Ray APIs, each used only here (checked against 2.60.0)
   resumed trial's repeated reports replace the rows they repeat, which means closing, rewriting
   and reopening the logger's open file.
 - ``ray.air.integrations.mlflow.MLflowLoggerCallback``, ``ray.air.integrations.wandb.WandbLoggerCallback``
-  (trackers.py, ``search --log-to``): documented, but under ``ray.air``. Of the MLflow one,
-  ``GansearchMLflow`` uses ``_trial_runs`` and the attributes ``tags``, ``tracking_uri``,
+  (trackers.py and mlflow_runs.py, ``search --log-to``): documented, but under ``ray.air``. Of the
+  MLflow one, ``GansearchMLflow`` uses ``_trial_runs`` and the attributes ``tags``, ``tracking_uri``,
   ``experiment_name``: the trial -> MLflow run map, filled on a resume with the run found by its
   tags so that a resumed trial logs on into its run; the trial's id tag is added to ``tags`` for
   the run's creation only.

@@ -6,7 +6,9 @@ trial's error (error.pkl). A pickle names a class or function by its module path
 search's Ray modules had other paths before they moved into search/raytune/ (search/tune.py,
 search/tune_searcher.py, ...). So that such an experiment (tests/fixtures/search_2026_12) still
 resumes and grows, :func:`install_legacy_paths` makes each old path a module holding the names
-its pickles ask for, before Ray reads them. search.experiment.TrialDiverged kept its path.
+its pickles ask for, before Ray reads them. search.experiment.TrialDiverged kept its path;
+``search.raytune.trackers.GansearchMLflow`` (now in mlflow_runs.py) is found by trackers.py's
+module ``__getattr__``, lazily, since it imports mlflow.
 """
 
 from __future__ import annotations
