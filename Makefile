@@ -33,14 +33,16 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 # Runs anywhere: the MNIST it needs ships in the package; tests that need other real files
-# (marked realdata) skip unless $$GANSEARCH_DATA names them.
+# (marked realdata) skip unless $$GANSEARCH_DATA names them. Two pytest-xdist workers: the
+# modules that start a Ray take turns on one (tests/conftest.py), the rest share the other.
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q -m "not faults and not cluster and not e2e"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not faults and not cluster and not e2e"
 
 # Whole user workflows end to end (minutes): the README's example walk (search -> review ->
 # retrain -> explore on your own GAN and images), a search's trials on both nodes of a real
 # two-node cluster, a module only on the driver training there, a search logged to MLflow and
-# resumed. .ci/run runs it.
+# resumed, a search inside a Ray job and beside a stale session file, an interrupted search
+# resumed, PBT's every report, four trials on logical GPUs, a quiet search watched. .ci/run runs it.
 test-e2e: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -m e2e
 

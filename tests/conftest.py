@@ -20,6 +20,29 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 # Tiny models run fastest on one thread; more threads only fight each other here.
 torch.set_num_threads(1)
 
+# Modules that start a Ray (in the test process or a search's own). `make test` runs two
+# pytest-xdist workers, each taking whole modules (--dist loadfile, so module fixtures are built
+# once); these modules count as one, so one Ray at a time runs beside the other worker's torch
+# tests instead of two Rays fighting for a small machine's CPUs.
+RAY_MODULES = {"test_autoscaler", "test_driver", "test_examples", "test_grow", "test_ray_address", "test_review",
+               "test_safety", "test_shipping", "test_trackers", "test_tune", "test_watch"}
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook; absent without xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """--dist loadfile with the Ray modules as one file. (xdist_group marks would say the same,
+    but --dist loadgroup does not group under pytest 9: it renames node ids pytest no longer
+    reads.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class RayModulesTakeTurns(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "ray" if Path(module).stem in RAY_MODULES else module
+
+    return RayModulesTakeTurns(config, log)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -98,6 +98,7 @@ def test_resolve_follows_the_three_cases(short_tmp, monkeypatch):
 # ----------------------------------------------------------------------------- real processes
 
 
+@pytest.mark.e2e  # make test-e2e: a whole workflow; CI runs it
 def test_a_stale_session_file_does_not_stop_a_laptop_search(tmp_path, short_tmp, monkeypatch):
     """A cluster ended without `ray stop` left its address behind: Ray's own ray.init() would
     join it; `gansearch search` without --address starts a private Ray and completes."""
@@ -117,7 +118,10 @@ def test_a_stale_session_file_does_not_stop_a_laptop_search(tmp_path, short_tmp,
     assert summary["counts"]["completed"] == 1
 
 
-@pytest.mark.parametrize("how", ["--address", "RAY_ADDRESS", "auto"])
+# The CLI's one line for each source; test_resolve_follows_the_three_cases checks every source
+# in-process, so make test runs the --address one and make test-e2e the other two.
+@pytest.mark.parametrize("how", ["--address", pytest.param("RAY_ADDRESS", marks=pytest.mark.e2e),
+                                 pytest.param("auto", marks=pytest.mark.e2e)])
 def test_a_dead_address_fails_in_one_line_within_the_bound(tmp_path, short_tmp, how):
     dead = f"127.0.0.1:{free_port()}"
     args, extra = ["--connect-timeout", "2"], {}
@@ -146,6 +150,7 @@ print(json.dumps(sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])))
 """
 
 
+@pytest.mark.e2e  # make test-e2e: a whole workflow; CI runs it
 def test_inside_a_ray_job_the_search_joins_the_jobs_cluster(tmp_path, short_tmp):
     """RAY_ADDRESS names a live cluster (as Ray sets it for a job's driver): the search runs its
     trial there instead of starting a Ray of its own."""

@@ -262,6 +262,7 @@ class TestLocal:
         with pytest.raises(GansearchError, match="gansearch resume"):
             run_search(space, SearchOptions(name="e2e", storage=str(tmp_path / "runs"), trials=1, verbose=0))
 
+    @pytest.mark.e2e  # make test-e2e: a whole workflow; CI runs it
     def test_fractional_logical_gpus_run_four_trials_at_once(self, tmp_path, barrier):
         from search.experiment import SearchOptions
         from search.raytune.tune import run_search
@@ -326,6 +327,7 @@ class TestLocal:
         assert row.status == "completed", row.reason
         assert results(row.path)[-1]["device"] == "cpu"
 
+    @pytest.mark.e2e  # make test-e2e: a whole workflow; CI runs it
     def test_interrupted_search_resumes_without_repeating_or_losing_trials(self, tmp_path):
         import optuna
 
@@ -404,6 +406,7 @@ class TestLocal:
         assert trial.user_attrs["images_seen"] == 4096 and trial.user_attrs["best_images"] == 512
         assert trial.user_attrs["last_score"] == 4096 and trial.user_attrs["tune_trial_id"] == done.trial_id
 
+    @pytest.mark.e2e  # make test-e2e: a whole workflow; CI runs it
     def test_pbt_keeps_every_report_of_every_trial_in_result_json_and_progress_csv(self, tmp_path, capsys):
         """Three members on two slots: PBT pauses and restarts each at every perturbation (and
         clones the better ones' checkpoints into the worse), and every restart made Tune copy the

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.test_events import read_events
 from tests.tiny_space import tiny_space
 
@@ -17,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 SPACE = tiny_space(1024, "{trials: 2, max_concurrent: 2, scheduler: fifo}")
 
 
+@pytest.mark.e2e  # make test-e2e: a whole workflow; CI runs it
 def test_quiet_search_prints_status_lines_only_and_feeds_tensorboard_and_the_dashboard(tmp_path):
     import optuna
 
