@@ -163,22 +163,22 @@ def gan_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     facts = training.facts
     trial_dir = Path(tctx.get_trial_dir())
     run_dir = trial_dir / RUN_SUBDIR
-    earlier = None
+    aside = earlier = None
     if run_dir.exists():  # a retry or restart on this node: Tune's checkpoint is the truth
         # Moved aside (outside the folder Ray copies out), not deleted: its grids up to the
         # checkpoint may not have been copied out yet (recover_run_artifacts).
-        earlier = Path(tempfile.mkdtemp(prefix=f".{trial_dir.name}-earlier-", dir=trial_dir.parent))
-        run_dir.rename(earlier / RUN_SUBDIR)
+        aside = Path(tempfile.mkdtemp(prefix=f".{trial_dir.name}-earlier-", dir=trial_dir.parent))
+        earlier = run_dir.rename(aside / RUN_SUBDIR)
     run_dir.mkdir(parents=True)
     try:
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             restore_checkpoint(checkpoint, run_dir, ctx, cfg)
-            for line in recover_run_artifacts(trial_dir, run_dir, earlier and earlier / RUN_SUBDIR):
+            for line in recover_run_artifacts(trial_dir, run_dir, earlier):
                 print(f"gansearch: trial {trial_id}: {line}", file=sys.stderr, flush=True)
     finally:
-        if earlier is not None:
-            shutil.rmtree(earlier, ignore_errors=True)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
 
     timing = {"loop_start": 0.0, "in_report": 0.0}
     meter = ThroughputMeter()  # the images/s cost (search/pareto.py)
