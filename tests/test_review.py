@@ -8,6 +8,8 @@ import json
 import os
 import random
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -270,6 +272,25 @@ def test_lucic_study(search, capsys):
     assert sum(len(g.scores) for g in wide) == exp.count("completed") + exp.count("stopped")
     text = review.format_lucic(exp, groups)
     assert "arch" in text and "n=1" in text and "dcgan-upsample" in text
+    # The groups come from the trials' values over the base config, no config file read; each
+    # trial's config (read now, on first use) agrees.
+    assert not any("config" in vars(t) for t in exp.trials)
+    for g in groups:
+        members = [t for t in exp.trials if (t.config.model.arch, t.config.loss.name) == (g.arch, g.loss)]
+        assert len(members) == len(g.scores) + g.left_out, (g.arch, g.loss)
+
+
+def test_review_imports_neither_torch_nor_scikit_learn(search):
+    """A review reads files: the leaderboard, importance and Lucic table of an experiment load no
+    torch (3 s) and no scikit-learn (Optuna's fANOVA imports it; PED-ANOVA does not need it)."""
+    path, _, _ = search
+    code = ("import sys\nfrom search.cli import main\n"
+            f"assert main(['review', {str(path)!r}]) == 0\n"
+            "print('LOADED', sorted(m for m in ('torch', 'sklearn', 'ray') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "hyperparameter importance: " in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "LOADED []"
 
 
 def test_best_of_n_matches_bootstrap():

@@ -260,8 +260,3 @@ def precision_recall(real: Tensor, fake: Tensor, *, k: int = KNN_K, real_radii: 
     """
     out = knn_manifold_metrics(real, fake, k=k, real_radii=real_radii, fake_radii=fake_radii, chunk=chunk)
     return out["precision"], out["recall"]
-
-
-def count_label(n: int) -> str:
-    """The sample count as it appears in metric names: 2000 -> '2k', 500 -> '500', 2500 -> '2500'."""
-    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)

@@ -9,7 +9,9 @@ params.json, error.txt and the checkpoint folders.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,13 +98,20 @@ class TrialRecord:
     results: list[dict[str, Any]] = field(default_factory=list, repr=False)  # every report
     best_index: int | None = field(default=None, repr=False)  # the best point's report in results
     started: float = 0.0
-    config: Config | None = field(default=None, repr=False)  # what it trained, when known
     error: str = field(default="", repr=False)  # error.txt
     classifier: str | None = None  # digest of the reference classifier that scored the best point
+    # Reads what it trained (``config``) on first use: review reads thousands of trials and
+    # needs the configs of a few (parsing one config.yaml costs more than reading the trial).
+    load_config: Callable[[], Config | None] | None = field(default=None, repr=False, compare=False)
 
     SUMMARY_KEYS = ("trial_id", "status", "reason", "score", "images_seen", "params", "path",
                     "checkpoint", "node_id", "metrics", "last_score", "best_images", "last_checkpoint",
                     "classifier")
+
+    @cached_property
+    def config(self) -> Config | None:
+        """What the trial trained, when known (read from its folder on first use)."""
+        return self.load_config() if self.load_config is not None else None
 
     @property
     def last(self) -> dict[str, Any]:
@@ -184,7 +193,7 @@ def read_trial(folder: Folder, name: str, *, objective: Objective, budget: int |
         classifier=(at_best or last).get("classifier_digest"),
     )
     if with_config:
-        record.config = _trial_config(folder, name, checkpoints, ckpt or latest, params, space)
+        record.load_config = lambda: _trial_config(folder, name, checkpoints, ckpt or latest, params, space)
     return record
 
 

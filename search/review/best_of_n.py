@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from search.experiment import Experiment, TrialStatus
+from search.experiment import Experiment, TrialRecord, TrialStatus
 from search.objective import Objective, finite
-from search.review.reading import ReviewedExperiment
+from search.review.reading import ReviewedExperiment, param_value
 from search.review.tables import fmt, table
 
 
@@ -56,20 +56,34 @@ def lucic_groups(exp: ReviewedExperiment, *, include_stopped: bool = False) -> l
         if p.key == "loss.name":
             losses = [str(c) for c in p.choices]
     base = exp.space.base_config if exp.space is not None else None
-    seen = [(t.config.model.arch, t.config.loss.name) for t in exp.trials if t.config is not None]
+    kinds = {t.trial_id: kind for t in exp.trials if (kind := _arch_and_loss(exp, t)) is not None}
     if not archs:
-        archs = [base.model.arch] if base else sorted({a for a, _ in seen})
+        archs = [base.model.arch] if base else sorted({a for a, _ in kinds.values()})
     if not losses:
-        losses = [base.loss.name] if base else sorted({b for _, b in seen})
+        losses = [base.loss.name] if base else sorted({b for _, b in kinds.values()})
     counted = (TrialStatus.COMPLETED, TrialStatus.STOPPED) if include_stopped else (TrialStatus.COMPLETED,)
     groups = []
     for a in archs:
         for lo in losses:
-            members = [t for t in exp.trials if t.config is not None
-                       and t.config.model.arch == a and t.config.loss.name == lo]
+            members = [t for t in exp.trials if kinds.get(t.trial_id) == (a, lo)]
             scores = [float(t.score) for t in members if t.status in counted and finite(t.score)]
             groups.append(Group(a, lo, scores, len(members) - len(scores)))
     return groups
+
+
+def _arch_and_loss(exp: ReviewedExperiment, t: TrialRecord) -> tuple[str, str] | None:
+    """The trial's architecture and loss: with the space, its values (sampled or fixed) over the base
+    config's, no config file read (thousands of trials review in seconds); else from its config."""
+    if exp.space is None or not t.params:
+        return None if t.config is None else (t.config.model.arch, t.config.loss.name)
+    base = exp.space.base_config
+
+    def value(key: str, default: str) -> str:
+        searched = next((p for p in exp.searched if p.key == key), None)
+        v = param_value(exp, t, searched) if searched is not None else t.params.get(key)
+        return default if v is None else str(v)
+
+    return value("model.arch", base.model.arch), value("loss.name", base.loss.name)
 
 
 def ladder(m: int) -> list[int]:

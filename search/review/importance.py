@@ -5,6 +5,7 @@ budget, or, without a usable study, each parameter's rank correlation with the s
 from __future__ import annotations
 
 import math
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -25,6 +26,8 @@ def importance(exp: ReviewedExperiment) -> tuple[list[tuple[str, float]], str]:
     import optuna
 
     from search.study_db import open_study
+
+    _import_optuna_importance()
 
     with tempfile.TemporaryDirectory(prefix="gansearch-review-") as tmp:
         try:
@@ -70,6 +73,20 @@ def importance(exp: ReviewedExperiment) -> tuple[list[tuple[str, float]], str]:
                 why = (f"too few Optuna trials at the full budget for importance ({len(done)}, need "
                        f"{MIN_IMPORTANCE_TRIALS}; {early} stopped early)")
     return _correlation_fallback(exp, why)
+
+
+def _import_optuna_importance() -> None:
+    """Import optuna.importance without scikit-learn when it is not loaded yet: the package imports
+    its fANOVA evaluator, which imports scikit-learn (2-4 s, a third of a review's time), and
+    PED-ANOVA does not use it. A None in sys.modules makes that import fail (Python's documented
+    way), and Optuna's fANOVA then says scikit-learn is missing if this process asks for it."""
+    if "optuna.importance" in sys.modules or "sklearn" in sys.modules:
+        return
+    sys.modules["sklearn"] = None  # type: ignore[assignment]
+    try:
+        import optuna.importance  # noqa: F401
+    finally:
+        del sys.modules["sklearn"]
 
 
 def _caveats(caught: list[warnings.WarningMessage]) -> str:
