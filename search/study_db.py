@@ -320,6 +320,14 @@ def open_study(exp: Experiment, tmp: Path) -> optuna.Study | None:
     """The search's Optuna study, opened from a local copy of its SQLite file (never the original,
     which a running search may be writing), or from the shared database --optuna-storage named;
     None when there is none."""
+    found = open_study_storage(exp, tmp)
+    return None if found is None else optuna.load_study(study_name=found[1], storage=found[0])
+
+
+def open_study_storage(exp: Experiment, tmp: Path) -> tuple[optuna.storages.RDBStorage, str] | None:
+    """The database of :func:`open_study` and the study's name in it, for a reader that asks it
+    for some trials only (review's importance: the completed ones; reading 5,000 trials through
+    Optuna's ORM costs seconds)."""
     url = None
     copy = exp.folder.download(OPTUNA_FILE, tmp / OPTUNA_FILE)
     if copy is not None:
@@ -335,6 +343,4 @@ def open_study(exp: Experiment, tmp: Path) -> optuna.Study | None:
         else optuna.storages.RDBStorage(url)
     names = optuna.study.get_all_study_names(storage)
     name = exp.manifest.name if exp.manifest.name in names else (names[0] if len(names) == 1 else None)
-    if name is None:
-        return None
-    return optuna.load_study(study_name=name, storage=storage)
+    return None if name is None else (storage, name)

@@ -73,7 +73,7 @@ def best_report(results: list[dict[str, Any]], objective: Objective) -> int | No
     return objective.best_index([r.get(objective.metric) for r in results])
 
 
-@dataclass
+@dataclass(eq=False)  # a record is one trial: `t in ranked` compares identities, not every report
 class TrialRecord:
     """One trial of a search, the same for the writer (summary.json) and every reader.
 
@@ -154,7 +154,6 @@ def read_trial(folder: Folder, name: str, *, objective: Objective, budget: int |
     names = folder.entries(name)
     results = parse_results(folder.read_text(f"{name}/{RESULT_FILE}") or "")
     last = results[-1] if results else {}
-    raw = read_json_object(folder, f"{name}/{PARAMS_FILE}")
     images = int(last.get("images_seen", 0) or 0)
     error = (folder.read_text(f"{name}/{ERROR_FILE}") or "") if ERROR_FILE in names else ""
     status, reason = derive_status(images=images, budget=budget, done=bool(last.get("done")), error=error,
@@ -168,7 +167,10 @@ def read_trial(folder: Folder, name: str, *, objective: Objective, budget: int |
     # The values the trial had at its best point (what it is ranked by and exported with): a PBT
     # member's change when it takes another's checkpoint, and params.json holds its last ones.
     reported = at_best.get("config") if isinstance(at_best.get("config"), dict) else None
-    params = trial_params(reported or (raw if isinstance(raw, dict) else (last.get("config") or {})))
+    if not reported:  # no scored report (each report carries the config): Ray's params.json
+        raw = read_json_object(folder, f"{name}/{PARAMS_FILE}")
+        reported = raw if isinstance(raw, dict) else (last.get("config") or {})
+    params = trial_params(reported)
     ckpt = at_best.get("checkpoint_dir_name") if at_best.get("checkpoint_dir_name") in checkpoints else None
     score, last_score = at_best.get(objective.metric), last.get(objective.metric)
     started = last.get("started_at") or (results[0].get("timestamp") if results else None)

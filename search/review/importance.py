@@ -25,36 +25,40 @@ def importance(exp: ReviewedExperiment) -> tuple[list[tuple[str, float]], str]:
     """Rows (parameter, importance) and a one-line note on how they were obtained."""
     import optuna
 
-    from search.study_db import open_study
+    from search.study_db import open_study_storage
 
     _import_optuna_importance()
-
     with tempfile.TemporaryDirectory(prefix="gansearch-review-") as tmp:
         try:
-            study = open_study(exp, Path(tmp))
+            found = open_study_storage(exp, Path(tmp))
         except Exception as exc:  # noqa: BLE001 - a broken or locked database must not stop the review
-            study = None
+            found = None
             why = f"the Optuna study could not be opened ({type(exc).__name__}: {str(exc).splitlines()[0]})"
         else:
             why = ("no Optuna study (PBT searches have none)" if exp.manifest.is_pbt
                    else f"no Optuna study in {exp.path}/{OPTUNA_FILE}")
-        if study is not None:
+        if found is not None:
+            storage, name = found
             states = optuna.trial.TrialState
-            complete = [t for t in study.get_trials(deepcopy=False, states=(states.COMPLETE,))
+            # The completed trials only: reading every trial of a 5,000-trial study through
+            # Optuna's ORM costs seconds (its count of pruned trials reads them all too).
+            study_id = storage.get_study_id_from_name(name)
+            complete = [t for t in storage.get_all_trials(study_id, deepcopy=False, states=(states.COMPLETE,))
                         if t.values and math.isfinite(t.values[0])]  # the score (a --cost search: values[1])
             # Only trials at the full budget: scores at 128k and 384k images do not compare.
             # The search tells Optuna a trial stopped early as PRUNED and records images_seen.
             done = [t for t in complete if _at_full_budget(t, exp.budget_images)]
-            early = len(complete) - len(done) + len(study.get_trials(deepcopy=False, states=(states.PRUNED,)))
+            # The search tells Optuna a trial stopped early as PRUNED: the experiment's files say
+            # which (a study other searches joined may hold more of theirs).
+            early = len(complete) - len(done) + exp.count(TrialStatus.STOPPED)
             if len(done) >= MIN_IMPORTANCE_TRIALS:
-                target = study
-                if len(done) < len(complete):
-                    target = optuna.create_study(directions=study.directions)
-                    target.add_trials(done)
+                directions = storage.get_study_directions(study_id)
+                target = optuna.create_study(directions=directions)
+                target.add_trials(done)
                 # The score is the first objective (a --cost search has two). PED-ANOVA takes a
                 # target as lower-is-better: a maximised score goes in negated.
                 sign = exp.objective.sign
-                goal = None if len(study.directions) == 1 else (lambda t: sign * t.values[0])
+                goal = None if len(directions) == 1 else (lambda t: sign * t.values[0])
                 try:
                     with warnings.catch_warnings(record=True) as caught:
                         warnings.simplefilter("always")
