@@ -149,6 +149,27 @@ def test_the_ray_door_loads_no_ray_when_imported():
     assert top and not any(i.line in module_level for i in top)
 
 
+def test_the_metrics_package_names_its_metrics_without_torch():
+    """gan_core.metrics imports lazily: the registry's names (a space's check, review's columns)
+    load no torch, and every public name still resolves, to the object its module defines."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom gan_core.metrics import metric_names, protocol_name\n"
+            "print(protocol_name(metric_names()[0], 2000), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0 and out.stdout.split() == ["cfd_2k", "False"], out.stderr[-2000:]
+
+    import importlib
+
+    import gan_core.metrics as metrics
+
+    for name in metrics.__all__:
+        module = importlib.import_module(metrics._WHERE[name])
+        assert getattr(metrics, name) is getattr(module, name), name
+    assert set(metrics._WHERE) == set(metrics.__all__)
+
+
 def test_private_ray_apis_only_behind_the_door_and_all_listed():
     """Every ``ray._private`` / ``ray._raylet`` / ``ray.tune.experimental`` / ``ray.air`` import is
     in search/raytune/ and named in its docstring's list."""
