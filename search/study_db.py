@@ -150,6 +150,19 @@ def study_url(exp: str, override: str | None) -> str:
     return f"sqlite:///{local.resolve()}"
 
 
+def discard_orphan_copy(url: str) -> bool:
+    """Remove a local study :func:`study_url` keeps under the cache for an s3:// / gs:// / file://
+    experiment (with its -wal and -shm files), when a new search of that URI starts and nothing of
+    the experiment is on storage (the caller checked, holding the experiment's lock): the study is
+    a deleted experiment's, and would refuse this search as "an earlier search of this name".
+    True when one was removed."""
+    path = Path(url.removeprefix("sqlite:///"))
+    found = path.is_file()
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        p.unlink(missing_ok=True)
+    return found
+
+
 def space_digest(space_text: str) -> str:
     return hashlib.sha256(space_text.encode()).hexdigest()
 

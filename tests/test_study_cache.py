@@ -240,3 +240,24 @@ def test_a_new_study_in_a_deleted_ones_place_is_read_afresh(tmp_path):
     assert second._study_id == first._study_id  # the id reused
     assert [(t.state, t.params) for t in second.trials] == [(TrialState.COMPLETE, {"x": 0.5})]
     assert storage._own == set()
+
+
+def test_a_new_search_of_a_deleted_uri_experiment_drops_the_study_its_cache_kept(tmp_path, monkeypatch):
+    """An s3:// / gs:// / file:// experiment's study is a local file under the cache, named by the
+    URI: after the experiment is deleted from storage, a new search of the same URI found it and
+    was refused as "an earlier search of this name". The search (holding the experiment's lock,
+    having checked nothing of it is on storage) drops it first."""
+    import optuna
+
+    from gan_core.errors import GansearchError
+    from search.study_db import check_study_name, discard_orphan_copy, study_url
+
+    monkeypatch.setenv("GANSEARCH_CACHE", str(tmp_path / "cache"))
+    url = study_url(f"file://{tmp_path}/runs/deleted", None)
+    assert url.startswith(f"sqlite:///{tmp_path / 'cache' / 'optuna'}")
+    optuna.create_study(study_name="deleted", storage=url)
+    with pytest.raises(GansearchError, match="already exists"):
+        check_study_name(url, "deleted", join=False, space_text="x", objectives=1)
+    assert discard_orphan_copy(url) and not discard_orphan_copy(url)
+    assert not list((tmp_path / "cache" / "optuna").iterdir())  # with its -wal and -shm files
+    check_study_name(url, "deleted", join=False, space_text="x", objectives=1)  # a new study: no error

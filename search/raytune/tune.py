@@ -81,6 +81,7 @@ from search.space import Space
 from search.storage import Folder, is_uri, normalise
 from search.study_db import (
     check_study_name,
+    discard_orphan_copy,
     fail_orphans,
     mark_study,
     redact,
@@ -181,6 +182,10 @@ def _run_new(space: Space, opts: SearchOptions, exp: str, scheduler: str, starte
     clf = driver_classifier(space)
     url = study_url(exp, opts.optuna_storage)
     if scheduler != "pbt" and not opts.optuna_storage:  # a new study in the experiment folder
+        if is_uri(exp):  # the study is a local file under the cache, kept by the experiment's URI
+            with experiment_lock(exp):
+                _refuse_existing(exp)
+                discard_orphan_copy(url)  # nothing of the experiment is on storage: a deleted one's study
         joined = check_study_name(url, opts.name, join=False, space_text=space.text, objectives=objectives)
     manifest = Manifest(
         name=opts.name,
