@@ -33,10 +33,16 @@ from search.device_policy import choose_device, probe_cuda
 from search.experiment import CHECKPOINT_FILES, RUN_SUBDIR, TrialDiverged, trial_params
 from search.pareto import ThroughputMeter, generator_params
 from search.raytune.driver import absolute_paths
-from search.raytune.progress import quiet_worker_logs
+from search.raytune.progress import quiet_worker_logs, unraisable_but_exit
 from search.raytune.recovery import recover_run_artifacts
 from search.raytune.shipping import ShippedInputs, install
 from search.space import PBT_RESUMABLE, Space
+
+# Ray may end a trial's worker (SIGTERM: the search ending, a PBT pause) before gan_trial runs,
+# while Tune restores it; the handler's SystemExit inside a finalizer then prints as a traceback
+# into the driver's log. Ray imports this module in the worker when it loads the trainable, so
+# the hook is in place before any trial code (gan_trial installs it again with the log filter).
+sys.unraisablehook = unraisable_but_exit
 
 
 @dataclass(frozen=True)
