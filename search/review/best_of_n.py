@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from search.experiment import Experiment, TrialRecord, TrialStatus
 from search.objective import Objective, finite
-from search.review.reading import ReviewedExperiment, param_value
+from search.review.reading import ReviewedExperiment, SearchedParam, param_value
 from search.review.tables import fmt, table
 
 
@@ -48,15 +48,11 @@ def best_of_n(scores: list[float], n: int, objective: Objective) -> tuple[float,
 def lucic_groups(exp: ReviewedExperiment, *, include_stopped: bool = False) -> list[Group]:
     """One group per architecture x loss of the space (searched or fixed), with the best-point scores of
     its completed trials (and of the early-stopped ones with ``include_stopped``)."""
-    archs: list[str] = []
-    losses: list[str] = []
-    for p in exp.searched:
-        if p.key == "model.arch":
-            archs = [str(c) for c in p.choices]
-        if p.key == "loss.name":
-            losses = [str(c) for c in p.choices]
+    searched = {p.key: p for p in exp.searched if p.key in ("model.arch", "loss.name")}
+    archs = [str(c) for c in searched["model.arch"].choices] if "model.arch" in searched else []
+    losses = [str(c) for c in searched["loss.name"].choices] if "loss.name" in searched else []
     base = exp.space.base_config if exp.space is not None else None
-    kinds = {t.trial_id: kind for t in exp.trials if (kind := _arch_and_loss(exp, t)) is not None}
+    kinds = {t.trial_id: kind for t in exp.trials if (kind := _arch_and_loss(exp, t, searched)) is not None}
     if not archs:
         archs = [base.model.arch] if base else sorted({a for a, _ in kinds.values()})
     if not losses:
@@ -71,16 +67,17 @@ def lucic_groups(exp: ReviewedExperiment, *, include_stopped: bool = False) -> l
     return groups
 
 
-def _arch_and_loss(exp: ReviewedExperiment, t: TrialRecord) -> tuple[str, str] | None:
-    """The trial's architecture and loss: with the space, its values (sampled or fixed) over the base
-    config's, no config file read (thousands of trials review in seconds); else from its config."""
+def _arch_and_loss(exp: ReviewedExperiment, t: TrialRecord,
+                   searched: dict[str, SearchedParam]) -> tuple[str, str] | None:
+    """The trial's architecture and loss: with the space, its values (``searched`` by key, or
+    fixed) over the base config's, no config file read (thousands of trials review in seconds);
+    else from its config."""
     if exp.space is None or not t.params:
         return None if t.config is None else (t.config.model.arch, t.config.loss.name)
     base = exp.space.base_config
 
     def value(key: str, default: str) -> str:
-        searched = next((p for p in exp.searched if p.key == key), None)
-        v = param_value(exp, t, searched) if searched is not None else t.params.get(key)
+        v = param_value(exp, t, searched[key]) if key in searched else t.params.get(key)
         return default if v is None else str(v)
 
     return value("model.arch", base.model.arch), value("loss.name", base.loss.name)
