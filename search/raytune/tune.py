@@ -181,12 +181,6 @@ def _run_new(space: Space, opts: SearchOptions, exp: str, scheduler: str, starte
     watch = [] if private else [cluster.PendingWatch(cpus, opts.gpus_per_trial, opts.pending_timeout)]
     clf = driver_classifier(space)
     url = study_url(exp, opts.optuna_storage)
-    if scheduler != "pbt" and not opts.optuna_storage:  # a new study in the experiment folder
-        if is_uri(exp):  # the study is a local file under the cache, kept by the experiment's URI
-            with experiment_lock(exp):
-                _refuse_existing(exp)
-                discard_orphan_copy(url)  # nothing of the experiment is on storage: a deleted one's study
-        joined = check_study_name(url, opts.name, join=False, space_text=space.text, objectives=objectives)
     manifest = Manifest(
         name=opts.name,
         space_file=space.path,
@@ -202,6 +196,10 @@ def _run_new(space: Space, opts: SearchOptions, exp: str, scheduler: str, starte
     blob = clf.to_bytes() if clf else None
     with experiment_lock(exp):
         _refuse_existing(exp)  # a second search of this name may have got here first
+        if scheduler != "pbt" and not opts.optuna_storage:  # a new study in the experiment folder
+            if is_uri(exp):  # the study is a local file under the cache, kept by the experiment's URI
+                discard_orphan_copy(url)  # nothing of the experiment is on storage: a deleted one's study
+            joined = check_study_name(url, opts.name, join=False, space_text=space.text, objectives=objectives)
         tuner = build_tuner(space, opts, exp, url, callbacks + watch, blob, training=training, grow_from=joined,
                             shipped=shipped)
         create_experiment(exp, space, manifest, blob)
