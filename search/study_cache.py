@@ -76,6 +76,7 @@ class StudyCache(_CachedStorage):
         # Optuna creates a study's trials one at a time (it locks the study's row), so their ids
         # rise in the order they are committed: a read of the ids above it misses none.
         self._cached_to: dict[int, int] = {}
+        self._top: dict[int, int] = {}  # study id -> the highest trial number cached
 
     def __getstate__(self) -> dict[Any, Any]:
         return {"_backend": self._backend, "refresh_s": self.refresh_s}
@@ -88,6 +89,7 @@ class StudyCache(_CachedStorage):
         with self._lock:  # SQLite may give a new study (and its trials) the ids of a deleted one
             self._read_at.pop(study_id, None)
             self._cached_to.pop(study_id, None)
+            self._top.pop(study_id, None)
             self._own &= self._trial_id_to_study_id_and_number.keys()
 
     # ------------------------------------------------------------------ reads
@@ -122,6 +124,11 @@ class StudyCache(_CachedStorage):
                 else:
                     study.unfinished_trial_ids.add(trial._trial_id)
 
+    def _add_trials_to_cache(self, study_id: int, trials: list[FrozenTrial]) -> None:
+        super()._add_trials_to_cache(study_id, trials)
+        if trials:
+            self._top[study_id] = max(self._top.get(study_id, -1), max(t.number for t in trials))
+
     def _cached(self, trial_id: int) -> FrozenTrial:
         study_id, number = self._trial_id_to_study_id_and_number[trial_id]
         return self._studies[study_id].trials[number]
@@ -134,8 +141,9 @@ class StudyCache(_CachedStorage):
             study = self._studies.setdefault(study_id, _StudyInfo())
             # Every trial numbered below it is cached, and none above: all of the study's trials
             # with smaller ids are, so a read need not fetch this one back.
+            # (Distinct numbers from 0, as many as trial.number, all below it: 0 .. trial.number - 1.)
             if (study_id in self._cached_to and len(study.trials) == trial.number
-                    and all(n < trial.number for n in study.trials)):
+                    and self._top.get(study_id, -1) < trial.number):
                 self._cached_to[study_id] = max(self._cached_to[study_id], trial._trial_id)
             self._add_trials_to_cache(study_id, [trial])
             if not trial.state.is_finished():
