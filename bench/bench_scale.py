@@ -304,66 +304,8 @@ def process_cpu() -> dict[str, float]:
 
 
 def _du(path: Path) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
-    return total
-
-
-def ask_latency(sampler: str, size: int, asks: int = 60) -> dict[str, Any]:
-    """Optuna alone, at a given study size: a study in SQLite (the driver's storage, write-ahead
-    log) pre-filled with ``size`` finished trials of the quick space shaped like an ASHA search's
-    (two thirds PRUNED at the first rung, a third COMPLETE; scores from the simulated curve), then
-    ``asks`` times the searcher's ask (the define-by-run sampling) and tell, p50/p99 in ms."""
-    import optuna
-
-    from search.samplers import make_sampler
-    from search.space import parse_space
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    space = parse_space(SPACE.read_text(), str(SPACE), base_dir=SPACE.parent)
-    cost = sampler == "nsga2"
-    if True:  # in memory: Optuna inserts trials one by one (minutes for 5,000 in SQLite), and the
-        # driver's SQLite storage serves finished trials from a cache after the first ask anyway
-        study = optuna.create_study(sampler=make_sampler(sampler, seed=0, n_startup=10),
-                                    directions=["minimize"] * (2 if cost else 1))
-        filler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))  # in memory: fast
-        fn, rows = space.define_by_run(0), []
-        for i in range(size):
-            t = filler.ask()
-            fn(t)
-            values = [2.0 + 40.0 * ((t.params["optim.d.lr"] - 1e-3) ** 2) * 1e6 + (i % 7)]
-            if cost:
-                values.append(float(1_000_000 + i % 1000))
-            pruned = not cost and i % 3 != 0
-            rows.append(optuna.trial.create_trial(
-                params=t.params, distributions=t.distributions, values=None if pruned else values,
-                state=optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.COMPLETE,
-                intermediate_values={1: values[0] + 20.0, 2: values[0]} if not cost else None))
-        study.add_trials(rows)
-        ask_s, tell_s, ask_cpu = [], [], []
-        started = time.perf_counter()
-        for _ in range(asks):
-            if len(ask_s) >= 6 and time.perf_counter() - started > 90:  # a slow sampler: enough to see it
-                break
-            t0, c0 = time.perf_counter(), time.thread_time()
-            trial = study.ask()
-            fn(trial)
-            t1, c1 = time.perf_counter(), time.thread_time()
-            study.tell(trial, [5.0, 1e6] if cost else 5.0)
-            ask_s.append(t1 - t0)
-            ask_cpu.append(c1 - c0)
-            tell_s.append(time.perf_counter() - t1)
-
-    def p(xs: list[float]) -> tuple[float, float]:
-        xs = sorted(xs[1:])  # the first ask loads the whole study into the storage's cache, once a driver
-        return statistics.median(xs) * 1000, xs[min(len(xs) - 1, int(0.99 * len(xs)))] * 1000
-
-    return {"sampler": sampler, "size": size, "asks": len(ask_s), "ask_ms": p(ask_s), "ask_cpu_ms": p(ask_cpu),
-            "tell_ms": p(tell_s)}
+    return sum(os.lstat(os.path.join(d, f)).st_size for d, _, files in os.walk(path) for f in files
+               if os.path.lexists(os.path.join(d, f)))
 
 
 # ----------------------------------------------------------------------------- the table (parent)
@@ -424,14 +366,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), "unknown CPU")
     except OSError:
-        pass
+        cpu = "unknown CPU"
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{platform.node() or 'this machine'}: {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB"
 
@@ -458,6 +397,8 @@ def main() -> int:
     ap.add_argument("--profile", metavar="FILE", help="with --one: cProfile the driver into FILE")
     args = ap.parse_args()
     if args.one == "asks":
+        from bench.bench_optuna import ask_latency
+
         print("RESULT " + json.dumps(ask_latency(args.sampler, args.trials)), flush=True)
         return 0
     if args.one:
@@ -474,19 +415,10 @@ def main() -> int:
     runs = [("tpe", n, None) for n in args.sizes] + [
         (s, args.sampler_trials, "params" if s == "nsga2" else None) for s in args.samplers]
     if args.ask_sizes:
-        print("Optuna alone: the searcher's ask (define-by-run sampling) and tell against a study already "
-              "holding N finished trials (in memory: the driver's SQLite storage serves finished trials from "
-              "its cache after the first ask), ms; CPU: this thread's CPU time, what the ask costs on a core "
-              "of its own\n")
-        print("| sampler | study size | ask p50 / p99 | ask CPU p50 / p99 | tell p50 / p99 |")
-        print("|---|--:|--:|--:|--:|")
-        for size in args.ask_sizes:
-            for sampler in ["tpe", "cmaes", "gp", "random", "nsga2"]:
-                r = _child(["--one", "asks", "--sampler", sampler, "--trials", str(size)])
-                print(f"| {sampler}{' (2 objectives)' if sampler == 'nsga2' else ''} | {size} "
-                      f"| {r['ask_ms'][0]:.0f} / {r['ask_ms'][1]:.0f} | {r['ask_cpu_ms'][0]:.0f} / {r['ask_cpu_ms'][1]:.0f} "
-                      f"| {r['tell_ms'][0]:.0f} / {r['tell_ms'][1]:.0f} |", flush=True)
-        print()
+        from bench.bench_optuna import print_ask_table
+
+        print_ask_table(args.ask_sizes, lambda sampler, n: _child(["--one", "asks", "--sampler", sampler,
+                                                                  "--trials", str(n)]))
     rows = []
     try:
         for sampler, n, cost in runs:

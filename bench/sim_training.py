@@ -23,6 +23,7 @@ import random
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,20 @@ def _get(cfg: Any, key: str) -> float:
     return float(obj)
 
 
-def curve_floor(cfg: Any) -> float:
-    """The score the trial converges to: 2 at the hidden best point, more away from it."""
+def floor_of(value: Callable[[str], float]) -> float:
+    """The score a trial converges to, ``value(key)`` giving its config's values: 2 at the hidden
+    best point, more away from it."""
     d2 = 0.0
     for key, (best, scale, log) in OPTIMUM.items():
-        v = _get(cfg, key)
+        v = value(key)
         d = (math.log(v / best) if log else v - best) / scale
         d2 += d * d
-    return 2.0 + 40.0 * d2 / (1.0 + d2) + (0.5 if cfg.ema.decay < 0.999 else 0.0)
+    return 2.0 + 40.0 * d2 / (1.0 + d2) + (0.5 if value("ema.decay") < 0.999 else 0.0)
+
+
+def curve_floor(cfg: Any) -> float:
+    """The score the trial converges to (:func:`floor_of` the config)."""
+    return floor_of(lambda key: _get(cfg, key))
 
 
 def score_at(cfg: Any, images: int) -> float:

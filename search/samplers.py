@@ -6,9 +6,10 @@ Names only at import (``--help`` imports this module); Optuna is imported when a
 name       Optuna's sampler                           fits
 =========  =========================================  ===========================================
 tpe        TPESampler (the default; Optuna's          any space, one objective or two (--cost);
-           defaults, constant liar on), the first     its ask is linear in the study: ~50 ms of
-           ``n_startup`` trials random                CPU at 1,000 trials, ~150 at 5,000 (README,
-                                                      "At scale"): past a few thousand, cmaes
+           defaults, constant liar on), the first     its ask is linear in the trials it models:
+           ``n_startup`` trials random; it models     ~50 ms of CPU at 1,000, so past TPE_HISTORY
+           the latest TPE_HISTORY trials              it stays there (README, "At scale")
+           (search/tpe_window.py)
 cmaes      CmaEsSampler                               numeric ranges, one objective (a choice
                                                       is sampled at random); large budgets
 gp         GPSampler (a Gaussian process)             small budgets (tens to a few hundred
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 SAMPLERS = ("tpe", "cmaes", "gp", "random", "nsga2")
 DEFAULT_SAMPLER = "tpe"
 SINGLE_OBJECTIVE_ONLY = ("cmaes",)
+# TPE models the latest this many trials of its study (search/tpe_window.py): its ask stops
+# growing there. Chosen by measurement (bench/bench_optuna.py; README, "At scale").
+TPE_HISTORY = 1000
 
 
 def check_sampler(name: str, *, cost: str | None, scheduler: str) -> str:
@@ -46,13 +50,19 @@ def check_sampler(name: str, *, cost: str | None, scheduler: str) -> str:
     return name
 
 
-def make_sampler(name: str, *, seed: int, n_startup: int) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler ``name``, seeded; ``n_startup`` random trials first where it has them."""
+def make_sampler(name: str, *, seed: int, n_startup: int,
+                 tpe_history: int | None = TPE_HISTORY) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler ``name``, seeded; ``n_startup`` random trials first where it has them.
+    TPE models the latest ``tpe_history`` trials (None: all of them, Optuna's own TPESampler)."""
     import optuna
 
     samplers = optuna.samplers
     if name == "tpe":
-        return samplers.TPESampler(seed=seed, n_startup_trials=n_startup)
+        if tpe_history is None:
+            return samplers.TPESampler(seed=seed, n_startup_trials=n_startup)
+        from search.tpe_window import WindowedTPESampler
+
+        return WindowedTPESampler(history=tpe_history, seed=seed, n_startup_trials=n_startup)
     if name == "cmaes":
         return samplers.CmaEsSampler(seed=seed, n_startup_trials=n_startup, warn_independent_sampling=False)
     if name == "gp":
