@@ -68,3 +68,15 @@ def test_past_its_window_it_models_only_the_latest_trials():
             study.tell(trial, 0.0 if trial.params["x"] > 0.5 else 10.0)  # what the latest trials say
         mean_x[name] = sum(xs) / len(xs)
     assert mean_x["all"] < 0.4 < 0.6 < mean_x["window"], mean_x
+
+
+def test_a_two_objective_search_past_its_window():
+    # --cost: TPE splits by non-domination rank and weighs the good trials by hypervolume, over the window.
+    study = optuna.create_study(directions=["minimize", "minimize"],
+                                sampler=WindowedTPESampler(history=20, seed=1, n_startup_trials=5))
+    for i in range(60):
+        trial = _ask(study)
+        x = trial.params["x"]
+        study.tell(trial, [x, (1 - x) ** 2 + (i % 3) * 0.01])
+    assert len(study.best_trials) >= 2
+    assert all(0.0 <= t.params["x"] <= 1.0 for t in study.trials)
