@@ -18,6 +18,7 @@ BENCHES = [
     ("converting a folder of your own images", ["bench.bench_convert"], ["--images", "2000"]),
     ("search overhead", ["bench.bench_search"], []),
     ("quality at equal compute (~15 min on 2 cores)", ["bench.bench_quality"], ["--images", "64000"]),
+    ("does the search beat its base? (~35 min on 2 cores)", ["bench.bench_search_gain"], ["--seeds", "0"]),
     ("TPE's window: what it costs the search, what it saves the ask", ["bench.bench_optuna"],
      ["--trials", "1000", "--windows", "none", "500", "--seeds", "0"]),
     ("at scale: thousands of simulated trials (the longest: hours on 2 shared cores)", ["bench.bench_scale"],

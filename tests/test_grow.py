@@ -151,13 +151,14 @@ def test_two_objective_search_pareto_front_and_confirmed_winner(two_objective, c
         assert trial.last["images_per_s"] > 0
 
     # review lists the front (checked here by brute force) and draws it; --confirm re-trains the
-    # top two on two further seeds and --export takes the best mean.
+    # top two besides the base point, and the base point, on two further seeds, two processes at
+    # once, and --export takes the best mean.
     values = {t.user_attrs["tune_trial_id"]: t.values for t in done}
     front = {a for a, (q, c) in values.items()
              if not any(q2 <= q and c2 <= c and (q2 < q or c2 < c) for b, (q2, c2) in values.items() if b != a)}
     plots, best_yaml = exp.parent / "plots", exp.parent / "best.yaml"
     capsys.readouterr()
-    assert command("review", str(exp), "--plots", str(plots), "--confirm", "2", "--seeds", "2",
+    assert command("review", str(exp), "--plots", str(plots), "--confirm", "2", "--seeds", "2", "--jobs", "2",
                    "--export", str(best_yaml), "--json", str(exp.parent / "board.json")) == 0
     out = capsys.readouterr().out
     listed = out.split("Pareto front", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
@@ -166,8 +167,11 @@ def test_two_objective_search_pareto_front_and_confirmed_winner(two_objective, c
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
     report = json.loads((exp / CONFIRM_FILE).read_text())
-    top2 = [t.trial_id for t in record.ranked()[:2]]
-    assert sorted(c["trial_id"] for c in report["configs"]) == sorted(top2)
+    base = record.base_trial()
+    assert base is not None  # the space's base point, evaluated first
+    top2 = [t.trial_id for t in record.ranked() if t.trial_id != base.trial_id][:2]  # besides it
+    assert sorted(c["trial_id"] for c in report["configs"]) == sorted([*top2, base.trial_id])
+    assert [c["trial_id"] for c in report["configs"] if c["base"]] == [base.trial_id]
     for c in report["configs"]:
         assert len(c["seeds"]) == len(set(c["seeds"])) == 2 and len(c["scores"]) == 2
         assert c["mean"] == pytest.approx(sum(c["scores"]) / 2)
@@ -183,9 +187,16 @@ def test_two_objective_search_pareto_front_and_confirmed_winner(two_objective, c
     assert report["config"] == str(confirmed) and "# confirmed: score " in confirmed.read_text()
     assert BestPoint.from_config_text(confirmed.read_text()).trial == report["best"]
     assert load_config(confirmed).model == record.trial(report["best"]).config.model
-    # The leaderboard marks the confirmed rows with mean±sd (2 seeds).
+    # The leaderboard marks the confirmed rows with mean±sd (2 seeds), and compares the best
+    # confirmed config other than the base point with the base point on those seeds.
     board = out.split("confirmed on 2 further seeds", 1)[0]
     assert " confirmed " in board and f"{means[report['best']]:.4g}±" in board and "(2 seeds)" in board
+    rival = min((c for c in report["configs"] if not c["base"]), key=lambda c: c["mean"])
+    (line,) = [x for x in board.splitlines() if x.startswith("against the base point")]
+    assert line.startswith("against the base point, over 2 further seeds each") and rival["trial_id"] in line
+    (base_row,) = [c for c in report["configs"] if c["base"]]
+    beaten = base_row["mean"] - rival["mean"] > max(rival["sd"], base_row["sd"])
+    assert ("the search beat its base" in line) == beaten
     assert len(open_experiment(exp).trials) == len(record.trials)  # the confirmation runs are not trials
     # --json carries the confirmation and both costs of every trial.
     rows = {r["trial"]: r for r in json.loads((exp.parent / "board.json").read_text())["trials"]}
@@ -210,6 +221,24 @@ def test_pareto_front_keeps_exactly_the_non_dominated_points():
     assert [p.trial_id for p in front(pts, score, params)] == ["e", "a", "b", "d"]  # cheapest first
     # images/s is a cost to maximise: the fastest trials are the cheap ones.
     assert [p.trial_id for p in front(pts, score, Objective("images_per_s", Direction.MAX))] == ["b", "d"]
+
+
+def test_confirmed_winner_against_the_base_point_counts_one_seeds_spread():
+    from search.confirm import Confirmed, against_the_base
+    from search.objective import Direction, Objective
+
+    base = Confirmed("b", 6.0, [1, 2, 3], [6.0, 6.5, 5.5], base=True)  # mean 6, sd 0.5
+    clear = Confirmed("w", 4.0, [4, 5, 6], [4.0, 4.2, 3.8])  # mean 4, sd 0.2: 2 apart, > 0.5
+    close = Confirmed("c", 5.0, [7, 8, 9], [5.0, 6.5, 5.3])  # mean 5.6: 0.4 apart, < its sd 0.79
+    line = against_the_base([close, base, clear], Objective())
+    assert line is not None and "(trial w)" in line and "33% better" in line and "the search beat its base" in line
+    line = against_the_base([close, base], Objective())
+    assert line is not None and "within one seed's spread (sd 0.79)" in line
+    assert "did not beat" in (against_the_base([base, Confirmed("x", 1.0, [1], [7.0])], Objective()) or "")
+    # Higher is better: the same numbers read the other way round.
+    assert "did not beat" in (against_the_base([base, clear], Objective("cis", Direction.MAX)) or "")
+    assert against_the_base([clear, close], Objective()) is None  # the base point was not confirmed
+    assert against_the_base([base], Objective()) is None  # nothing else was
 
 
 def test_confirm_marks_and_seeds():

@@ -14,7 +14,8 @@ EXAMPLE = """example:
   gansearch review s3://my-bucket/gansearch/dcgan --top 5
   gansearch review runs/quick --csv leaderboard.csv --json leaderboard.json
   gansearch review runs/quick --plots runs/quick/plots --optuna-plots
-  gansearch review runs/quick --confirm 3 --seeds 3 --export best.yaml   # top 3 on 3 more seeds
+  gansearch review runs/quick --confirm 3 --seeds 3 --export best.yaml   # top 3, and the base, on 3 more seeds
+  gansearch review runs/quick --confirm 1 --seeds 3 --jobs 2            # the best non-base trial and the base, 2 at once
   gansearch review runs/quick --cost params --plots runs/quick/plots      # Pareto front, pareto.png
   gansearch retrain best.yaml --out runs/best
 
@@ -33,9 +34,11 @@ metric at the best point (best.<name>) and in the last report (last.<name>). Rea
 folder's files only (without Ray), so a search still running, an interrupted one, or one on a cluster's storage (s3:// or gs://, or a copy) can
 be reviewed; nothing in it is changed, except by --confirm.
 
---confirm K re-trains the top K finished trials' configs on --seeds S further seeds each at the
-full budget (in this process, one after another), prints each config's mean and sd over those
-seeds (the search's own score is not averaged in: it was selected for being good), writes
+--confirm K re-trains the top K finished trials' configs besides the space's base point, and the
+base point (the recipe the search started from), on --seeds S further seeds each at the full budget (in this process one
+after another, or --jobs J processes at once), prints each config's mean and sd over those seeds
+(the search's own score is not averaged in: it was selected for being good) and whether the
+winner beat the base point by more than one seed's spread, writes
 confirm.json, confirmed_config.yaml (the best mean's) and the runs (confirm/<trial>/seed_<seed>/)
 into the experiment, marks those rows in the leaderboard, and makes --export write the config
 with the best mean. --cost params | images_per_s lists the trials no other trial beats on both score and cost (the Pareto front;
@@ -61,6 +64,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--confirm", type=int, metavar="K",
                    help="re-train the top K configs on --seeds further seeds; --export takes the best mean")
     p.add_argument("--seeds", type=int, default=3, metavar="S", help="further seeds per config for --confirm")
+    p.add_argument("--jobs", type=int, default=1, metavar="J",
+                   help="--confirm's runs trained at once, each in a process of its own with cpu_count/J threads")
     p.add_argument("--cost", choices=["params", "images_per_s"],
                    help="list the score/cost Pareto front (and draw pareto.png with --plots); "
                         "None: the search's --cost, if it had one")
@@ -84,8 +89,11 @@ def run(args: argparse.Namespace) -> int:
         out_file("--json", args.json, suffixes=(".json",))
     if args.optuna_plots and not args.plots:
         raise GansearchError("--optuna-plots: only used with --plots DIR (where to write them)")
-    if args.confirm is not None and (args.confirm < 1 or args.seeds < 1):
-        raise GansearchError(f"--confirm/--seeds: must be >= 1, got --confirm {args.confirm} --seeds {args.seeds}")
+    if args.confirm is not None and (args.confirm < 1 or args.seeds < 1 or args.jobs < 1):
+        raise GansearchError(f"--confirm/--seeds/--jobs: must be >= 1, got --confirm {args.confirm} --seeds "
+                             f"{args.seeds} --jobs {args.jobs}")
+    if args.jobs != 1 and args.confirm is None:
+        raise GansearchError("--jobs: only used with --confirm K (how many confirmation runs train at once)")
     exp = review.load_experiment(args.experiment)
     if args.trial:
         exp.trial(args.trial)  # a bad ID fails before anything is printed or written
@@ -93,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.confirm:
         from search.confirm import confirm, format_report
 
-        confirmed = confirm(exp, args.confirm, args.seeds)
+        confirmed = confirm(exp, args.confirm, args.seeds, jobs=args.jobs)
     print(review.format_leaderboard(exp, args.top))
     if confirmed is not None:
         print()

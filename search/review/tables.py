@@ -109,7 +109,13 @@ def format_leaderboard(exp: ReviewedExperiment, top: int = 10) -> str:
 def against_the_base(exp: ReviewedExperiment, best: TrialRecord, ranked: list[TrialRecord]) -> str | None:
     """One line: how the winner (``best``, first of ``ranked``) compares with the space's base
     point (the search's starting recipe, evaluated first), so a user can tell whether the search
-    earned its compute."""
+    earned its compute: over further seeds when ``review --confirm`` re-trained both, else one
+    seed each."""
+    from search.confirm import against_the_base as confirmed_against_the_base
+    from search.confirm import read_confirmed
+
+    if seeded := confirmed_against_the_base(list(read_confirmed(exp).values()), exp.objective):
+        return seeded
     base = exp.base_trial()
     if base is None:
         return None
@@ -124,7 +130,7 @@ def against_the_base(exp: ReviewedExperiment, best: TrialRecord, ranked: list[Tr
     stopped = f", stopped early at {base.images_seen} images" if base.status is TrialStatus.STOPPED else ""
     return (f"against the base point: the winner's {exp.metric} {fmt(best.score)} vs {fmt(base.score)} for the "
             f"base point (trial {base.trial_id}{stopped}): {gain:.0%} better, one seed each "
-            f"(review --confirm K re-trains the top K on more seeds)")
+            f"(review --confirm K re-trains the top K and the base point on more seeds)")
 
 
 # ----------------------------------------------------------------------------- records: --csv and --json
