@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's main job, end to end on one machine (about 13 minutes on 2 CPU cores, venv included):
+# The README's main job, end to end on one machine (about 12 minutes on 2 CPU cores, venv included):
 #   1. search spaces/quick.yaml (Ray Tune + Optuna TPE + ASHA),
 #   2. review it (leaderboard, importance, Lucic et al. study, plots), re-train its best trial other
 #      than the space's base point, and the base point, on 3 further seeds (CONFIRM_SEEDS; 0 skips
