@@ -38,7 +38,7 @@ def gansearch(*argv: str) -> None:
 
 def one_seed(space: Path, seed: int, out: Path, k: int, confirm_seeds: int, jobs: int) -> dict[str, Any]:
     """Search with ``seed`` (reused when finished), confirm its top ``k`` and the base point."""
-    from search.confirm import read_confirmed
+    from search.confirm import compare_with_base, read_confirmed
     from search.experiment import open_experiment
 
     name = f"{space.stem}-seed{seed}"
@@ -53,9 +53,8 @@ def one_seed(space: Path, seed: int, out: Path, k: int, confirm_seeds: int, jobs
     exp = open_experiment(exp_dir)
     best, base = exp.best(), exp.base_trial()
     confirmed = read_confirmed(exp)
-    key = exp.objective.key
-    others = sorted((c for c in confirmed.values() if not c.base and c.mean is not None), key=lambda c: key(c.mean or 0.0))
-    pick = others[0] if others else None
+    cmp = compare_with_base(list(confirmed.values()), exp.objective)
+    pick = cmp.best if cmp else None
     base_c = confirmed.get(base.trial_id) if base else None
     row: dict[str, Any] = {"seed": seed, "trials": len(exp.trials), "search_s": search_s, "confirm_s": confirm_s,
                            "search_winner": best.trial_id if best else None,
@@ -65,11 +64,8 @@ def one_seed(space: Path, seed: int, out: Path, k: int, confirm_seeds: int, jobs
                            "pick_scores": pick.scores if pick else [], "pick_mean": pick.mean if pick else None,
                            "pick_sd": pick.sd if pick else None, "base_scores": base_c.scores if base_c else [],
                            "base_mean": base_c.mean if base_c else None, "base_sd": base_c.sd if base_c else None,
-                           "gain": None, "spread": None, "beats": False}
-    if pick is not None and pick.mean is not None and base_c is not None and base_c.mean is not None:
-        row["gain"] = exp.objective.sign * (base_c.mean - pick.mean)
-        row["spread"] = max(pick.sd or 0.0, base_c.sd or 0.0)
-        row["beats"] = row["gain"] > row["spread"]
+                           "gain": cmp.gain if cmp else None, "spread": cmp.spread if cmp else None,
+                           "beats": cmp.beats if cmp else False}
     return row
 
 

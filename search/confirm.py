@@ -127,7 +127,7 @@ def _run_score(run_dir: Path, objective: Objective) -> tuple[float | None, int]:
 
     records = read_jsonl(run_dir / "metrics.jsonl")
     evals = [r for r in records if r.get("kind") == "eval"]
-    status, end_images = _run_end(run_dir)
+    status, end_images = _run_end(records)
     if status == RunStatus.DIVERGED:
         return None, end_images
     i = best_report(evals, objective)
@@ -247,6 +247,7 @@ def _train_in_processes(runs: list[_Run], jobs: int, device: str, say: Callable[
     import multiprocessing as mp
 
     from gan_core.interrupts import stop_on_signals
+    from gan_core.io import read_jsonl
     from gan_core.loop import RunStatus
 
     ctx = mp.get_context("spawn")
@@ -281,16 +282,14 @@ def _train_in_processes(runs: list[_Run], jobs: int, device: str, say: Callable[
             raise
     if stop.requested:
         for run in runs:
-            status, images = _run_end(run.run_dir)
+            status, images = _run_end(read_jsonl(run.run_dir / "metrics.jsonl"))
             if status != RunStatus.COMPLETED and status != RunStatus.DIVERGED:
                 _interrupted(run, images, say)
 
 
-def _run_end(run_dir: Path) -> tuple[str | None, int]:
-    """How a run's metrics.jsonl says it ended (None: it never did) and the images it saw then."""
-    from gan_core.io import read_jsonl
-
-    ends = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("kind") == "end"]
+def _run_end(records: list[dict[str, Any]]) -> tuple[str | None, int]:
+    """How a run's metrics.jsonl records say it ended (None: it never did) and the images it saw then."""
+    ends = [r for r in records if r.get("kind") == "end"]
     return (ends[-1].get("status"), int(ends[-1].get("images_seen", 0) or 0)) if ends else (None, 0)
 
 
@@ -308,27 +307,49 @@ def read_confirmed(exp: Experiment) -> dict[str, Confirmed]:
     return out
 
 
-def against_the_base(configs: list[Confirmed], objective: Objective) -> str | None:
-    """One line: the best confirmed config that is not the base point against the base point,
-    both over further seeds; "clearly better" only when the means differ by more than the larger
-    of the two seeds' spreads (sd). None when the base point or no other config was confirmed."""
+@dataclass(frozen=True)
+class BaseComparison:
+    """The best confirmed config other than the base point against the base point, over further seeds."""
+
+    best: Confirmed
+    base: Confirmed
+    gain: float  # the base point's mean minus the best's, in the objective's direction (> 0: better)
+    spread: float  # the larger of the two seeds' sds
+
+    @property
+    def beats(self) -> bool:
+        """Better by more than one seed's spread."""
+        return self.gain > self.spread
+
+
+def compare_with_base(configs: list[Confirmed], objective: Objective) -> BaseComparison | None:
+    """None when the base point or no other config was confirmed with a finite mean."""
     base = next((c for c in configs if c.base and c.mean is not None), None)
     others = sorted((c for c in configs if not c.base and c.mean is not None), key=lambda c: objective.key(c.mean or 0.0))
     if base is None or base.mean is None or not others or others[0].mean is None:
         return None
-    win, base_mean, win_mean = others[0], base.mean, others[0].mean
+    best = others[0]
+    return BaseComparison(best, base, objective.sign * (base.mean - others[0].mean), max(best.sd or 0.0, base.sd or 0.0))
+
+
+def against_the_base(configs: list[Confirmed], objective: Objective) -> str | None:
+    """One line: the best confirmed config that is not the base point against the base point,
+    both over further seeds; "clearly better" only when the means differ by more than the larger
+    of the two seeds' spreads (sd). None when the base point or no other config was confirmed."""
+    cmp = compare_with_base(configs, objective)
+    if cmp is None:
+        return None
+    win, base = cmp.best, cmp.base
     n = min(len(win.finite_scores), len(base.finite_scores))
-    spread = max(win.sd or 0.0, base.sd or 0.0)
     head = (f"against the base point, over {n} further seeds each at the full budget: the search's best "
             f"(trial {win.trial_id}) {objective.metric} {win.mark()} vs {base.mark()} for the base point "
             f"(trial {base.trial_id})")
-    gain = objective.sign * (base_mean - win_mean)
-    if gain <= 0:
+    if cmp.gain <= 0:
         return f"{head}: the base point is as good or better; the search did not beat its starting recipe"
-    share = f"{gain / abs(base_mean):.0%} better" if base_mean else "better"
-    if gain > spread:
-        return f"{head}: {share}, more than one seed's spread (sd {spread:.2g}): the search beat its base"
-    return (f"{head}: {share}, within one seed's spread (sd {spread:.2g}): not clearly better than the base")
+    share = f"{cmp.gain / abs(base.mean):.0%} better" if base.mean else "better"
+    if cmp.beats:
+        return f"{head}: {share}, more than one seed's spread (sd {cmp.spread:.2g}): the search beat its base"
+    return f"{head}: {share}, within one seed's spread (sd {cmp.spread:.2g}): not clearly better than the base"
 
 
 def read_marks(exp: Experiment) -> dict[str, str]:
