@@ -103,10 +103,6 @@ class ConfirmReport:
     def best(self) -> Confirmed | None:
         return self.configs[0] if self.configs and self.configs[0].mean is not None else None
 
-    @property
-    def base(self) -> Confirmed | None:
-        return next((c for c in self.configs if c.base), None)
-
     def to_json(self) -> dict[str, Any]:
         return {"metric": self.objective.metric, "mode": self.objective.mode, "best": self.best.trial_id if self.best else None,
                 "config": self.config_path, "configs": [c.to_json() for c in self.configs]}
@@ -325,11 +321,11 @@ class BaseComparison:
 def compare_with_base(configs: list[Confirmed], objective: Objective) -> BaseComparison | None:
     """None when the base point or no other config was confirmed with a finite mean."""
     base = next((c for c in configs if c.base and c.mean is not None), None)
-    others = sorted((c for c in configs if not c.base and c.mean is not None), key=lambda c: objective.key(c.mean or 0.0))
-    if base is None or base.mean is None or not others or others[0].mean is None:
+    best = min((c for c in configs if not c.base and c.mean is not None),
+               key=lambda c: objective.key(c.mean or 0.0), default=None)
+    if base is None or best is None or base.mean is None or best.mean is None:  # (means: for the type checker)
         return None
-    best = others[0]
-    return BaseComparison(best, base, objective.sign * (base.mean - others[0].mean), max(best.sd or 0.0, base.sd or 0.0))
+    return BaseComparison(best, base, objective.sign * (base.mean - best.mean), max(best.sd or 0.0, base.sd or 0.0))
 
 
 def against_the_base(configs: list[Confirmed], objective: Objective) -> str | None:
@@ -350,11 +346,6 @@ def against_the_base(configs: list[Confirmed], objective: Objective) -> str | No
     if cmp.beats:
         return f"{head}: {share}, more than one seed's spread (sd {cmp.spread:.2g}): the search beat its base"
     return f"{head}: {share}, within one seed's spread (sd {cmp.spread:.2g}): not clearly better than the base"
-
-
-def read_marks(exp: Experiment) -> dict[str, str]:
-    """trial id -> its confirmed ``mean±sd (S seeds)``, from confirm.json (empty without one)."""
-    return {tid: c.mark() for tid, c in read_confirmed(exp).items()}
 
 
 def format_report(report: ConfirmReport) -> str:

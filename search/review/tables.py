@@ -14,11 +14,14 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search.experiment import TrialRecord, TrialStatus
 from search.objective import finite
 from search.review.reading import ReviewedExperiment, metric_parts, param_value
+
+if TYPE_CHECKING:
+    from search.confirm import Confirmed
 
 
 def fmt(v: object) -> str:
@@ -68,9 +71,10 @@ def format_leaderboard(exp: ReviewedExperiment, top: int = 10) -> str:
     suffixes = {k.rsplit("_", 1)[-1] for k in parts if "_" in k}
     cut = (len(suffixes) == 1 and all("_" in k for k in parts)
            and suffixes.pop()[:1].isdigit())  # cis_2k, recall_2k: one sample count for all
-    from search.confirm import read_marks  # review --confirm: mean±sd over further seeds
+    from search.confirm import read_confirmed  # review --confirm: mean±sd over further seeds
 
-    marks = read_marks(exp)
+    confirmed = list(read_confirmed(exp).values())
+    marks = {c.trial_id: c.mark() for c in confirmed}
     conf = ["confirmed"] if marks else []
     header = ["rank", "trial", exp.metric, "at", "last", *conf, *[k.rsplit("_", 1)[0] if cut else k for k in parts],
               *[p.short for p in exp.searched], "images", "status"]
@@ -101,20 +105,20 @@ def format_leaderboard(exp: ReviewedExperiment, top: int = 10) -> str:
     else:
         lines.append(f"best: trial {best.trial_id}, {exp.metric} {fmt(best.score)} after {best.best_images} images "
                      f"(its last: {fmt(best.last_score)} after {best.images_seen}; {status_text(best)})")
-        if compared := against_the_base(exp, best, ranked):
+        if compared := against_the_base(exp, best, ranked, confirmed):
             lines.append(compared)
     return "\n".join(lines)
 
 
-def against_the_base(exp: ReviewedExperiment, best: TrialRecord, ranked: list[TrialRecord]) -> str | None:
+def against_the_base(exp: ReviewedExperiment, best: TrialRecord, ranked: list[TrialRecord],
+                     confirmed: list[Confirmed]) -> str | None:
     """One line: how the winner (``best``, first of ``ranked``) compares with the space's base
     point (the search's starting recipe, evaluated first), so a user can tell whether the search
-    earned its compute: over further seeds when ``review --confirm`` re-trained both, else one
-    seed each."""
+    earned its compute: over further seeds when ``review --confirm`` re-trained both (``confirmed``,
+    from confirm.json), else one seed each."""
     from search.confirm import against_the_base as confirmed_against_the_base
-    from search.confirm import read_confirmed
 
-    if seeded := confirmed_against_the_base(list(read_confirmed(exp).values()), exp.objective):
+    if seeded := confirmed_against_the_base(confirmed, exp.objective):
         return seeded
     base = exp.base_trial()
     if base is None:
