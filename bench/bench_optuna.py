@@ -2,11 +2,11 @@
 (search/tpe_window.py) costs the search and saves the ask.
 
 **The ask table** (:func:`ask_latency`; bench/bench_scale.py prints it, ``--ask-sizes``): each
-sampler's ask (the quick space's define-by-run sampling) and tell against a study already holding
+sampler's ask (the dense quick space's define-by-run sampling) and tell against a study already holding
 N finished trials shaped like an ASHA search's; ``tpe`` is the search's TPE (it models the latest
 ``TPE_HISTORY`` trials), ``tpe-all`` Optuna's own, modelling all of them.
 
-**The window table** (``python -m bench.bench_optuna``): searches of the quick space asked and told
+**The window table** (``python -m bench.bench_optuna``): searches of the dense quick space asked and told
 as a search of ``--concurrent`` trials at once runs them (that many asked and running, the
 constant liar on; the oldest told, one more asked), on the simulated curve's floor
 (bench/sim_training.py: a hidden best point, 2 there, up to ~42.5 far from it; 3 % noise on what
@@ -37,13 +37,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-SPACE = REPO / "spaces" / "quick.yaml"
+SPACE = REPO / "spaces" / "mnist-mlp-quick.yaml"
 
 
 def ask_latency(sampler: str, size: int, asks: int = 60) -> dict[str, Any]:
     """At a given study size: an in-memory study (the driver's SQLite storage serves finished
     trials from its cache after the first ask; Optuna inserts trials into SQLite one by one, minutes
-    for 5,000) pre-filled with ``size`` finished trials of the quick space shaped like an ASHA
+    for 5,000) pre-filled with ``size`` finished trials of the dense quick space shaped like an ASHA
     search's (two thirds PRUNED at the first rung, a third COMPLETE), then ``asks`` times the
     searcher's ask (the define-by-run sampling) and tell, p50/p99 in ms."""
     import optuna
@@ -163,7 +163,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--concurrent", type=int, default=48, help="trials running at once")
     args = ap.parse_args()
-    print(f"\n## TPE's window: {args.trials} trials of the quick space, {args.concurrent} at once, "
+    print(f"\n## TPE's window: {args.trials} trials of the dense quick space, {args.concurrent} at once, "
           f"seeds {' '.join(map(str, args.seeds))}\n")
     print("| window | best floor per seed | last fifth's mean floor per seed | ask CPU ms p50 / p99 "
           "(last tenth, worst seed) | seconds a search |")

@@ -1,6 +1,6 @@
 """A thousand GPUs' worth of trials, simulated: the search driver, the study and review at scale.
 
-Runs gansearch's real driver path (the quick space, the BudgetOptunaSearch searcher and its
+Runs gansearch's real driver path (the dense quick space, the BudgetOptunaSearch searcher and its
 Optuna study in SQLite, ASHA, the callbacks and loggers, the experiment folder) with a simulated
 GPU in place of the GAN (bench/sim_training.py, through the trainable's one seam,
 ``TrialContext.training``): a synthetic learning curve of the sampled values, reported on the
@@ -49,7 +49,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-SPACE = REPO / "spaces" / "quick.yaml"
+SPACE = REPO / "spaces" / "mnist-mlp-quick.yaml"
 
 
 # ----------------------------------------------------------------------------- one run (a child)

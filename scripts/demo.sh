@@ -1,27 +1,29 @@
 #!/usr/bin/env bash
-# The README's main job, end to end on one machine (about 12 minutes on 2 CPU cores, venv included):
+# The README's main job, end to end on one machine (about 14 minutes on 2 CPU cores, venv included):
 #   1. search spaces/quick.yaml (Ray Tune + Optuna TPE + ASHA),
-#   2. review it (leaderboard, importance, Lucic et al. study, plots), re-train its best trial other
-#      than the space's base point, and the base point, on 3 further seeds (CONFIRM_SEEDS; 0 skips
-#      it) to tell whether the search beat the recipe it started from, and export the winner (the
-#      best mean over those seeds),
+#   2. review it (leaderboard, importance, Lucic et al. study, plots; the winner against the space's
+#      base point) and export the winner; with CONFIRM_SEEDS=3, first re-train its best trial other
+#      than the base point, and the base point, on 3 further seeds to tell whether the search beat
+#      the recipe it started from over seeds, not one run's luck (about 14 minutes more for the
+#      quick space on 2 cores; the winner is then the best mean over those seeds),
 #   3. retrain the winner locally for longer than the search could afford per trial,
 #   4. draw pictures from it (a sample grid, morph, arithmetic, quiz, latent walk),
 # and finally say where every output is. `make demo` runs it with the venv first on PATH.
 #
 # Environment: OUT (default out/demo), SPACE (default spaces/quick.yaml), DATASET (the space's data,
-# for the classifier step: default mnist), RETRAIN_IMAGES (default
-# 1500000: the winner's training budget, continued from its trial's checkpoint), CONFIRM_SEEDS
-# (default 3: further seeds for the winner and the base point; 0: none), DEMO_FRESH=1 to start
-# over instead of continuing an earlier demo, GANSEARCH_DATA for the dataset root (default: the
-# MNIST embedded in the package), GANSEARCH_CACHE for the metrics' classifier cache.
+# for the classifier step: default mnist), RETRAIN_IMAGES (default 384000: the winner's training
+# budget, continued from its trial's checkpoint), CONFIRM_SEEDS (default 0: none; further seeds for
+# the winner and the base point), DEMO_FRESH=1 to start over instead of continuing an earlier
+# demo, GANSEARCH_DATA for the dataset root (default: the MNIST embedded in the package),
+# GANSEARCH_CACHE for the metrics' classifier cache, OMP_NUM_THREADS for the retrain (default: the
+# machine's cores, at most 4).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/demo}
 SPACE=${SPACE:-spaces/quick.yaml}
 DATASET=${DATASET:-mnist}
-RETRAIN_IMAGES=${RETRAIN_IMAGES:-1500000}
+RETRAIN_IMAGES=${RETRAIN_IMAGES:-384000}
 NAME=$(basename "$SPACE" .yaml)
 EXP="$OUT/runs/$NAME"
 START=$(date +%s)
@@ -51,22 +53,23 @@ else
     gansearch search --space "$SPACE" --name "$NAME" --storage "$OUT/runs" --quiet
 fi
 
-CONFIRM_SEEDS=${CONFIRM_SEEDS:-3}
+CONFIRM_SEEDS=${CONFIRM_SEEDS:-0}
 confirm=()
 if [[ "$CONFIRM_SEEDS" != 0 ]]; then
     confirm=(--confirm 1 --seeds "$CONFIRM_SEEDS" --jobs 2)
 fi
-step "3/5 review: leaderboard, importance, plots; the best trial and the base point on $CONFIRM_SEEDS further seeds; export"
+step "3/5 review: leaderboard, importance, plots, the winner against the base point${confirm:+ (and both on $CONFIRM_SEEDS further seeds)}; export"
 gansearch review "$EXP" --plots "$OUT/plots" --export "$OUT/best.yaml" "${confirm[@]}" | tee "$OUT/review.txt"
 
-# One torch thread from here on: this small dense GAN gains little from a second one, and on a
-# machine that is busy with anything else two threads spinning against each other are ten times
-# slower (the search's trials already run one thread each).
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+# The machine's cores (up to 4) for the retrain: the search's trials ran one thread each, two at a time; one conv
+# GAN on two threads trains ~1.3x faster than on one. On a machine busy with anything else, two
+# threads spinning against each other can be many times slower: OMP_NUM_THREADS=1 then.
+cores=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$((cores < 4 ? cores : 4))}
 
 # --continue: from the winner's checkpoint in the search (bit for bit what training the same seeded
 # config from scratch would give, without training its first images again).
-step "4/5 train the winner on locally to $RETRAIN_IMAGES images (the search gave each trial at most 384k)"
+step "4/5 train the winner on locally to $RETRAIN_IMAGES images (the search gave each trial at most its space's budget)"
 gansearch retrain "$OUT/best.yaml" --out "$OUT/best" --images "$RETRAIN_IMAGES" --continue --quiet | tee "$OUT/retrain.json"
 echo "scoring the retrained generator on 10,000 samples:"
 gansearch score "$OUT/best" --n 10000 | tee "$OUT/final.json"

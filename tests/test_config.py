@@ -18,7 +18,7 @@ from gan_core.config import (
 from gan_core.errors import ConfigError
 
 PRESETS = ["color-mnist-dcgan", "color-mnist-lite", "fashion-dcgan", "fashion-lite", "mnist-cgan", "mnist-dcgan",
-           "mnist-dcgan-lite", "mnist-mlp", "mnist-mlp-ema", "mnist-mlp-quick"]
+           "mnist-dcgan-lite", "mnist-lite", "mnist-mlp", "mnist-mlp-ema", "mnist-mlp-quick"]
 
 
 def test_presets_are_the_five_seed_systems_plus_cpu_recipes_and_round_trip(tmp_path):
