@@ -157,6 +157,14 @@ def test_leaderboard(search, capsys):
         assert f"the base point (trial {base_id}) is the winner; none of the {others} other" in line, line
     elif base.score is None:
         assert f"trial {base_id} ran it and has no finite score" in line, line
+    elif base.status == "stopped" and exp.best().best_images > base.images_seen:
+        # Stopped early: the two compared after the same number of images, the winner's best so far.
+        early = min(r["score"] for r in exp.best().results if r["images_seen"] <= base.images_seen)
+        word = "better" if early < base.score else "worse"
+        assert (f"after {base.images_seen} images, where the scheduler stopped it (trial {base_id}), its score "
+                f"{review.fmt(base.score)} vs the winner's {review.fmt(early)} ("
+                f"{abs(early - base.score) / abs(base.score):.0%} {word})") in line, line
+        assert f"went on to {review.fmt(outcome.best.score)} after {exp.best().best_images}" in line, line
     else:
         gain = abs(outcome.best.score - base.score) / abs(base.score)
         assert f"vs {review.fmt(base.score)} for the base point (trial {base_id}" in line, line
