@@ -4,7 +4,7 @@
 #   2. review it (leaderboard, importance, Lucic et al. study, plots; the winner against the space's
 #      base point) and export the winner; with CONFIRM_SEEDS=3, first re-train its best trial other
 #      than the base point, and the base point, on 3 further seeds to tell whether the search beat
-#      the recipe it started from over seeds, not one run's luck (about 14 minutes more for the
+#      the recipe it started from over seeds, not one run's luck (about 10 minutes more for the
 #      quick space on 2 cores; the winner is then the best mean over those seeds),
 #   3. retrain the winner locally for longer than the search could afford per trial,
 #   4. draw pictures from it (a sample grid, morph, arithmetic, quiz, latent walk),
@@ -61,9 +61,9 @@ fi
 step "3/5 review: leaderboard, importance, plots, the winner against the base point${confirm:+ (and both on $CONFIRM_SEEDS further seeds)}; export"
 gansearch review "$EXP" --plots "$OUT/plots" --export "$OUT/best.yaml" "${confirm[@]}" | tee "$OUT/review.txt"
 
-# The machine's cores (up to 4) for the retrain: the search's trials ran one thread each, two at a time; one conv
-# GAN on two threads trains ~1.3x faster than on one. On a machine busy with anything else, two
-# threads spinning against each other can be many times slower: OMP_NUM_THREADS=1 then.
+# The machine's cores (up to 4) for the retrain: the search's trials ran one thread each, two at a
+# time; one conv GAN on two threads trains ~1.3x faster than on one. On a machine busy with
+# anything else, threads spinning against each other can be many times slower: OMP_NUM_THREADS=1.
 cores=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$((cores < 4 ? cores : 4))}
 
