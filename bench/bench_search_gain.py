@@ -1,7 +1,8 @@
 """Does the search earn its keep? A space searched with several seeds; each search's top configs
 and the space's base point re-trained on further seeds, side by side.
 
-    python -m bench.bench_search_gain                  # spaces/mnist-mlp-quick.yaml, seeds 0 1 2 (~45 min on 2 cores)
+    python -m bench.bench_search_gain                  # spaces/quick.yaml, seeds 0 1 2 (~50 min on 2 cores)
+    python -m bench.bench_search_gain --space spaces/mnist-mlp-quick.yaml   # the dense quick space (~25 min)
     python -m bench.bench_search_gain --space spaces/fashion-lite.yaml --seeds 0 1 2 --confirm 2
 
 For each search seed it runs what a user runs (``gansearch search --seed S``, then ``gansearch
@@ -93,7 +94,7 @@ def table(rows: list[dict[str, Any]], metric: str) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--space", type=Path, default=REPO / "spaces" / "mnist-mlp-quick.yaml")
+    ap.add_argument("--space", type=Path, default=REPO / "spaces" / "quick.yaml")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="search seeds (one search each)")
     ap.add_argument("--confirm", type=int, default=1, metavar="K",
                     help="top K configs besides the base point confirmed (and the base point)")
