@@ -13,7 +13,7 @@ then the cfd each recipe had reached after the same training seconds (equal time
 the fastest-to-finish recipe, read off its evaluation log).
 
 The default set is the ablation of the quick recipe (preset ``mnist-mlp-quick``, the base of
-``spaces/quick.yaml``): the seed-001 dense recipe the quick space searched first, the quick recipe
+``spaces/mnist-mlp-quick.yaml``): the seed-001 dense recipe the quick space searched first, the quick recipe
 itself, the quick recipe with each thing it has on switched off, and with each stabiliser it leaves
 off switched on. Each recipe's run folder (sample grids, metrics.jsonl) and JSON result stay under
 ``--out``; a second call reuses finished recipes unless ``--fresh``.
@@ -170,7 +170,7 @@ def table(results: list[dict[str, Any]], n: int) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", type=int, default=384_000, help="images per recipe (default 384000, a quick-space trial)")
+    p.add_argument("--images", type=int, default=384_000, help="images per recipe (default 384000, a dense quick-space trial)")
     p.add_argument("--n", type=int, default=10_000, help="samples per evaluation (default 10000)")
     p.add_argument("--jobs", type=int, default=2, help="recipes trained at once, one thread each")
     p.add_argument("--recipes", nargs="*", metavar="NAME=SOURCE",

@@ -4,7 +4,7 @@ Runs gansearch's real driver path (the dense quick space, the BudgetOptunaSearch
 Optuna study in SQLite, ASHA, the callbacks and loggers, the experiment folder) with a simulated
 GPU in place of the GAN (bench/sim_training.py, through the trainable's one seam,
 ``TrialContext.training``): a synthetic learning curve of the sampled values, reported on the
-quick space's schedule (every 64k images, ASHA's rungs at 128k and 384k) with a small
+dense quick space's schedule (every 64k images, ASHA's rungs at 128k and 384k) with a small
 checkpoint and a sample grid per report, and a sleep instead of training. Ray gets 64 logical
 CPUs (or ``--concurrent``), so 64 trials run at once on a 2-core machine.
 

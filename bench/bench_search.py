@@ -11,7 +11,7 @@ their cost is measured separately and listed below the table.
     .venv/bin/python bench/bench_search.py                      # about 3-4 minutes on 2 cores
     .venv/bin/python bench/bench_search.py --trials 6 --images 384000
 
-Its trials are the quick space's (spaces/quick.yaml: its recipe, learning rates, evaluations of
+Its trials are the dense quick space's (spaces/mnist-mlp-quick.yaml: its recipe, learning rates, evaluations of
 2,000 samples every 64k images), cut at the first ASHA rung (128k images) as most of them are.
 """
 
@@ -45,8 +45,8 @@ params:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=4)
-    ap.add_argument("--images", type=int, default=128000, help="images per trial (the quick space's first rung)")
-    ap.add_argument("--every", type=int, default=64000, help="images between evaluations (reports; the quick space's)")
+    ap.add_argument("--images", type=int, default=128000, help="images per trial (the dense quick space's first rung)")
+    ap.add_argument("--every", type=int, default=64000, help="images between evaluations (reports; the dense quick space's)")
     ap.add_argument("--cpus", type=int, default=2, help="CPUs Ray may use")
     ap.add_argument("--scheduler", default="fifo", choices=["fifo", "asha"])
     args = ap.parse_args()

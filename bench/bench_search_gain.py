@@ -1,7 +1,7 @@
 """Does the search earn its keep? A space searched with several seeds; each search's top configs
 and the space's base point re-trained on further seeds, side by side.
 
-    python -m bench.bench_search_gain                  # spaces/quick.yaml, seeds 0 1 2 (~50 min on 2 cores)
+    python -m bench.bench_search_gain                  # spaces/quick.yaml, seeds 0 1 2 (~55 min on 2 cores)
     python -m bench.bench_search_gain --space spaces/mnist-mlp-quick.yaml   # the dense quick space (~25 min)
     python -m bench.bench_search_gain --space spaces/fashion-lite.yaml --seeds 0 1 2 --confirm 2
 

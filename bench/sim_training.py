@@ -9,7 +9,7 @@ in a 2-core machine's memory.
 At every evaluation it does what a GAN trial does on disk, in miniature, and then waits as if it
 had trained: it appends a line to metrics.jsonl, writes a small checkpoint.pt and config.yaml,
 and a sample grid PNG, then reports a score from a synthetic learning curve that depends on the
-sampled values (a hidden best point in the quick space's learning rates, betas, dropout, R1
+sampled values (a hidden best point in the dense quick space's learning rates, betas, dropout, R1
 weight and EMA decay; a trial far from it converges higher and slower), so TPE, ASHA and the
 study see a search with something to find. Deterministic in the trial's seed.
 """

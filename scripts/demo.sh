@@ -46,6 +46,10 @@ step "1/5 the reference classifier the metrics use (trained once, then cached)"
 gansearch classifier train --dataset "$DATASET" --quiet
 
 step "2/5 search $SPACE (two trials at a time; ASHA stops the weak ones early)"
+if [[ -f "$EXP/space.yaml" ]] && ! cmp -s "$EXP/space.yaml" "$SPACE"; then
+    echo "demo: $EXP holds a search of another version of $SPACE (an earlier demo's); DEMO_FRESH=1 starts over" >&2
+    exit 2
+fi
 if [[ -f "$EXP/gansearch.json" ]]; then
     echo "continuing the search already in $EXP (DEMO_FRESH=1 starts over)"
     gansearch resume "$EXP"
@@ -59,7 +63,7 @@ if [[ "$CONFIRM_SEEDS" != 0 ]]; then
     confirm=(--confirm 1 --seeds "$CONFIRM_SEEDS" --jobs 2)
 fi
 step "3/5 review: leaderboard, importance, plots, the winner against the base point${confirm:+ (and both on $CONFIRM_SEEDS further seeds)}; export"
-gansearch review "$EXP" --plots "$OUT/plots" --export "$OUT/best.yaml" "${confirm[@]}" | tee "$OUT/review.txt"
+gansearch review "$EXP" --plots "$OUT/plots" --export "$OUT/best.yaml" ${confirm[@]+"${confirm[@]}"} | tee "$OUT/review.txt"
 
 # The machine's cores (up to 4) for the retrain: the search's trials ran one thread each, two at a
 # time; one conv GAN on two threads trains ~1.3x faster than on one. On a machine busy with

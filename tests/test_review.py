@@ -20,7 +20,7 @@ from ray.tune import Callback
 from gan_core.config import load_config, to_dict
 from search import review
 from search.cli import main
-from search.experiment import BestPoint, TrialStatus
+from search.experiment import BestPoint, TrialRecord, TrialStatus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -164,7 +164,7 @@ def test_leaderboard(search, capsys):
         assert (f"after {base.images_seen} images, where the scheduler stopped it (trial {base_id}), its score "
                 f"{review.fmt(base.score)} vs the winner's {review.fmt(early)} ("
                 f"{abs(early - base.score) / abs(base.score):.0%} {word})") in line, line
-        assert f"went on to {review.fmt(outcome.best.score)} after {exp.best().best_images}" in line, line
+        assert f"went on to {review.fmt(outcome.best.score)} after {exp.best().best_images} images" in line, line
     else:
         gain = abs(outcome.best.score - base.score) / abs(base.score)
         assert f"vs {review.fmt(base.score)} for the base point (trial {base_id}" in line, line
@@ -586,3 +586,41 @@ def test_optunas_warnings_on_importance_become_part_of_the_note():
                       "values.", UserWarning, stacklevel=1)
     assert _caveats(caught) == ("; Optuna: target and region quantiles select the same set of trials. "
                                 "Parameter importances will be equal")
+
+
+class _TwoTrials:
+    """What against_the_base reads of an experiment: its objective and its base point's trial."""
+
+    def __init__(self, base: TrialRecord) -> None:
+        from search.objective import Objective
+
+        self.objective, self.metric, self._base = Objective("score"), "score", base
+
+    def base_trial(self) -> TrialRecord:
+        return self._base
+
+
+def _trial(tid: str, status: TrialStatus, curve: list[tuple[int, float]]) -> TrialRecord:
+    results = [{"images_seen": n, "score": v} for n, v in curve]
+    best = min(range(len(curve)), key=lambda i: curve[i][1])
+    return TrialRecord(tid, status, "", curve[best][1], curve[-1][0], {}, tid, None, results=results,
+                       best_index=best, best_images=curve[best][0], last_score=curve[-1][1])
+
+
+@pytest.mark.parametrize("winner_at_64k, words", [(12.19, "51% better"), (30.0, "20% worse")])
+def test_a_base_point_stopped_early_is_compared_after_the_same_images(winner_at_64k, words):
+    """ASHA stopped the base point at 64k; the winner's best is after 192k. A GAN improves with
+    images, so the line compares the two after 64k (and says where the winner went on to)."""
+    from search.review.tables import against_the_base
+
+    base = _trial("base", TrialStatus.STOPPED, [(64000, 25.03)])
+    best = _trial("win", TrialStatus.COMPLETED, [(64000, winner_at_64k), (128000, 6.0), (192000, 2.23)])
+    line = against_the_base(_TwoTrials(base), best, [best, base], [])
+    assert line == ("against the base point: after 64000 images, where the scheduler stopped it (trial base), "
+                    f"its score 25.03 vs the winner's {winner_at_64k:g} ({words}); the winner went on to 2.23 "
+                    "after 192000 images; one seed each (review --confirm K re-trains the top K and the base "
+                    "point on more seeds)")
+    # Both after the full budget: the plain comparison.
+    done = _trial("base", TrialStatus.COMPLETED, [(64000, 25.03), (192000, 7.0)])
+    line = against_the_base(_TwoTrials(done), best, [best, done], [])
+    assert "the winner's score 2.23 vs 7 for the base point (trial base): 68% better" in line

@@ -140,7 +140,7 @@ def against_the_base(exp: ReviewedExperiment, best: TrialRecord, ranked: list[Tr
             return (f"against the base point: after {base.images_seen} images, where the scheduler stopped it "
                     f"(trial {base.trial_id}), its {exp.metric} {fmt(base.score)} vs the winner's {fmt(early)} "
                     f"({relative(early, base.score, exp.objective)}); the winner went on to {fmt(best.score)} "
-                    f"after {best.best_images}; {seeds}")
+                    f"after {best.best_images} images; {seeds}")
     stopped = f", stopped early at {base.images_seen} images" if base.status is TrialStatus.STOPPED else ""
     return (f"against the base point: the winner's {exp.metric} {fmt(best.score)} vs {fmt(base.score)} for the "
             f"base point (trial {base.trial_id}{stopped}): {relative(best.score, base.score, exp.objective)}, "
