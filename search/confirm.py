@@ -342,7 +342,8 @@ def against_the_base(configs: list[Confirmed], objective: Objective) -> str | No
             f"(trial {base.trial_id})")
     if cmp.gain <= 0:
         return f"{head}: the base point is as good or better; the search did not beat its starting recipe"
-    share = f"{cmp.gain / abs(base.mean):.0%} better" if base.mean else "better"
+    assert win.mean is not None and base.mean is not None  # compare_with_base compared finite means
+    share = objective.relative(win.mean, base.mean)
     if cmp.beats:
         return f"{head}: {share}, more than one seed's spread (sd {cmp.spread:.2g}): the search beat its base"
     return f"{head}: {share}, within one seed's spread (sd {cmp.spread:.2g}): not clearly better than the base"

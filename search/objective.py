@@ -102,6 +102,14 @@ class Objective:
         ok = [float(v) for v in values if finite(v)]
         return max(ok, key=self.key) if ok else None
 
+    def relative(self, value: float, base: float) -> str:
+        """``value`` against ``base`` in words: "12% better", "3% worse", "the same" ("better" or
+        "worse" alone when ``base`` is 0)."""
+        if value == base:
+            return "the same"
+        word = "better" if self.is_better(value, base) else "worse"
+        return f"{abs(value - base) / abs(base):.0%} {word}" if base else word
+
     def best_first(self, values: Iterable[float]) -> list[float]:
         """``values`` sorted best first."""
         return sorted(values, key=self.key)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.experiment import TrialRecord, TrialStatus
-from search.objective import Objective, finite
+from search.objective import finite
 from search.review.reading import ReviewedExperiment, metric_parts, param_value
 
 if TYPE_CHECKING:
@@ -139,20 +139,12 @@ def against_the_base(exp: ReviewedExperiment, best: TrialRecord, ranked: list[Tr
         if early is not None:
             return (f"against the base point: after {base.images_seen} images, where the scheduler stopped it "
                     f"(trial {base.trial_id}), its {exp.metric} {fmt(base.score)} vs the winner's {fmt(early)} "
-                    f"({relative(early, base.score, exp.objective)}); the winner went on to {fmt(best.score)} "
+                    f"({exp.objective.relative(early, base.score)}); the winner went on to {fmt(best.score)} "
                     f"after {best.best_images} images; {seeds}")
     stopped = f", stopped early at {base.images_seen} images" if base.status is TrialStatus.STOPPED else ""
     return (f"against the base point: the winner's {exp.metric} {fmt(best.score)} vs {fmt(base.score)} for the "
-            f"base point (trial {base.trial_id}{stopped}): {relative(best.score, base.score, exp.objective)}, "
+            f"base point (trial {base.trial_id}{stopped}): {exp.objective.relative(best.score, base.score)}, "
             f"{seeds}")
-
-
-def relative(value: float, base: float, objective: Objective) -> str:
-    """``value`` against ``base`` in words: "12% better", "3% worse" or "the same"."""
-    if value == base:
-        return "the same"
-    gain = abs(value - base) / abs(base) if base else math.inf
-    return f"{gain:.0%} {'better' if objective.is_better(value, base) else 'worse'}"
 
 
 # ----------------------------------------------------------------------------- records: --csv and --json
