@@ -85,16 +85,53 @@ def test_sigterm_is_ctrl_c_inside_the_block_and_the_old_handler_comes_back(capsy
             signal.signal(signal.SIGINT, python_int)
         assert "SIGTERM received; stopping the search as Ctrl-C does" in capsys.readouterr().err
         heard = []
-        previous_int = signal.signal(signal.SIGINT, lambda s, f: heard.append(s))  # Ray Tune's, while it runs
-        try:
-            with sigterm_as_ctrl_c():
-                os.kill(os.getpid(), signal.SIGTERM)
-        finally:
-            signal.signal(signal.SIGINT, previous_int)
+        with sigterm_as_ctrl_c():
+            signal.signal(signal.SIGINT, lambda s, f: heard.append(s))  # Ray Tune's, while its loop runs
+            os.kill(os.getpid(), signal.SIGTERM)
         assert heard == [signal.SIGINT]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the one before the block
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_stop_python_could_not_raise_still_reaches_tunes_loop(monkeypatch, capsys):
+    """A SIGTERM (or Ctrl-C) before Tune's loop took SIGINT over raises KeyboardInterrupt where
+    the driver is; inside a finalizer Python could only print it (a traceback in the log) and the
+    search ran to its end (make faults, CI). It is remembered, reported by nobody, and handed to
+    Tune's handler at the loop's first step, once; a finalizer's real error is still reported."""
+    import sys
+    import weakref
+
+    from search.raytune.driver import StopWhenAsked, sigterm_as_ctrl_c
+
+    class Thing:
+        pass
+
+    def finalize(action) -> None:
+        thing = Thing()
+        ref = weakref.ref(thing, lambda _: action())
+        del thing  # the callback runs here: what it raises, no one can catch
+        assert ref() is None
+
+    reported: list[type] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda report: reported.append(report.exc_type))
+    before = sys.unraisablehook
+    heard: list[int] = []
+    python_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with sigterm_as_ctrl_c():
+            finalize(lambda: signal.raise_signal(signal.SIGTERM))  # the handler runs inside raise_signal
+            assert "SIGTERM received" in capsys.readouterr().err and reported == []
+            finalize(lambda: 1 / 0)
+            assert reported == [ZeroDivisionError]
+            signal.signal(signal.SIGINT, lambda s, f: heard.append(s))  # Tune's, as its loop starts
+            StopWhenAsked().on_step_begin(0, [])
+            StopWhenAsked().on_step_begin(1, [])
+        assert heard == [signal.SIGINT]
+        assert sys.unraisablehook is before
+    finally:
+        signal.signal(signal.SIGINT, python_int)
 
 
 def test_a_trial_worker_ended_inside_a_finalizer_prints_no_traceback_but_other_errors_still_show(

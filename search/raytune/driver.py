@@ -25,6 +25,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ray.tune import Callback
+
 if TYPE_CHECKING:
     from gan_core.io import RunLock
     from search.space import Space
@@ -94,26 +96,61 @@ def experiment_lock(exp: str) -> RunLock:
                         "that was stopped)")
 
 
+# A stop asked for (SIGINT or SIGTERM) before Ray Tune's loop took SIGINT over. Python raises it
+# as KeyboardInterrupt wherever the driver is; inside a finalizer (a weakref callback, e.g. the
+# import system's) Python can only print it and go on, and the search would run to its end.
+# StopWhenAsked hands it to Tune's handler at its loop's first step.
+_STOP_ASKED = threading.Event()
+
+
 @contextmanager
 def sigterm_as_ctrl_c() -> Iterator[None]:
     """For the block, SIGTERM does what Ctrl-C does to the search: Ray Tune's handler stops the
     trials, saves the experiment state and the search ends with its summary and a resume line
     (a second one, like a second Ctrl-C, aborts). Installed after ``ray.init``, whose own
-    handler (and Ray's C++ one, which printed a stack dump) would end the process at once."""
+    handler (and Ray's C++ one, which printed a stack dump) would end the process at once.
+    Either signal before Tune's loop runs raises KeyboardInterrupt and is remembered, so that one
+    Python could not raise (in a finalizer) still stops the search (:class:`StopWhenAsked`)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        _STOP_ASKED.set()
+        raise KeyboardInterrupt
 
     def forward(signum: int, frame: FrameType | None) -> None:
         print("gansearch: SIGTERM received; stopping the search as Ctrl-C does", file=sys.stderr, flush=True)
         handler = signal.getsignal(signal.SIGINT)
         if callable(handler):
-            handler(signal.SIGINT, frame)  # Tune's while it runs, else Python's KeyboardInterrupt
+            handler(signal.SIGINT, frame)  # Tune's while it runs, else interrupt()
         else:
-            raise KeyboardInterrupt
+            interrupt(signum, frame)
 
+    def unraisable(report: Any) -> None:
+        if not (isinstance(report.exc_value, KeyboardInterrupt) and _STOP_ASKED.is_set()):
+            hook(report)
+
+    _STOP_ASKED.clear()
     previous = signal.signal(signal.SIGTERM, forward)
+    previous_int = signal.signal(signal.SIGINT, interrupt)
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)  # None: set in C
+        signal.signal(signal.SIGINT, previous_int if previous_int is not None else signal.default_int_handler)
+        sys.unraisablehook = hook
+        _STOP_ASKED.clear()
+
+
+class StopWhenAsked(Callback):
+    """At each step of Tune's loop: a stop asked for before the loop took SIGINT over and not
+    raised (see :func:`sigterm_as_ctrl_c`) goes to Tune's handler now, as a Ctrl-C would."""
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if _STOP_ASKED.is_set():
+            _STOP_ASKED.clear()
+            handler = signal.getsignal(signal.SIGINT)
+            if callable(handler):
+                handler(signal.SIGINT, None)

@@ -16,6 +16,7 @@ from ray import tune
 from search.experiment import POINT, SearchOptions, trial_folder_name
 from search.pareto import cost_metric
 from search.raytune.checkpoints import CheckpointRetention
+from search.raytune.driver import StopWhenAsked
 from search.raytune.progress import sampled_keys, tune_callbacks
 from search.raytune.searcher import BudgetOptunaSearch
 from search.raytune.shipping import ShippedInputs
@@ -120,7 +121,7 @@ def build_tuner(space: Space, opts: SearchOptions, exp: str, optuna_url: str,
         else:
             scheduler = FIFOScheduler()
 
-    callbacks = [*callbacks, *tracker_callbacks(opts.log_to, name=opts.name, exp=exp, pbt=scheduler_name == "pbt")]
+    callbacks = [StopWhenAsked(), *callbacks, *tracker_callbacks(opts.log_to, name=opts.name, exp=exp, pbt=scheduler_name == "pbt")]
     if isinstance(scheduler, (ResumableASHA, ResumablePBT)):
         callbacks = [*callbacks, SchedulerState(scheduler)]  # Tune saves a callback's state, not a scheduler's
     trainable = tune.with_resources(
